@@ -1,0 +1,449 @@
+"""Ingest: from delivery files in the landing folder to a trustworthy Parquet lake.
+
+For each delivery day of a source, every new file is read in chunks, validated field by
+field, pseudonymised, and staged; then duplicates (within the run and against the lake)
+are dropped and the result is committed all-or-nothing with its ledger rows. For every
+file: ``rows_read = rows_written + duplicates + quarantined``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+from pydantic import BaseModel
+
+from pipeline.lake import (
+    commit_files,
+    home_lock,
+    partition_dir,
+    quarantine_dir,
+    recover,
+    staging_dir,
+)
+from pipeline.pseudonymise import pseudonymise_lrs
+from pipeline.readers import LINE, MALFORMED, DeliveryError, is_delivery_file, read_delivery
+from pipeline.sql import sql
+from pipeline.validate import ERROR_FIELD, ERROR_REASON, masked_raw, validate
+from pipeline.warehouse import committed_runs, connect, memory_connection
+from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
+from schemas.frames import polars_schema
+from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
+from schemas.settings import Settings
+
+SOURCES = ("lrs", "npd")
+FILE_SEQ = "_file_seq"
+MAX_AGE_YEARS = 120
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What differs between sources: models, cross-field checks, and the transform."""
+
+    raw: type[BaseModel]
+    lake: type[BaseModel]
+    extra_checks: Callable[[date, str], list[tuple[str, pl.Expr, str]]]
+    needs_key: bool
+
+
+def _event_date(tz: str) -> pl.Expr:
+    return pl.col("occurred_at").dt.convert_time_zone(tz).dt.date()
+
+
+def _common_checks(delivery_day: date, tz: str) -> list[tuple[str, pl.Expr, str]]:
+    return [
+        (
+            "occurred_at",
+            _event_date(tz) > pl.lit(delivery_day).dt.offset_by("1d"),
+            "occurred_at is more than a day after the delivery day",
+        )
+    ]
+
+
+def _lrs_checks(delivery_day: date, tz: str) -> list[tuple[str, pl.Expr, str]]:
+    occurred = _event_date(tz)
+    return [
+        *_common_checks(delivery_day, tz),
+        ("dob", pl.col("dob") > occurred, "dob is after the time of the query"),
+        (
+            "dob",
+            pl.col("dob") < occurred.dt.offset_by(f"-{MAX_AGE_YEARS}y"),
+            f"dob is more than {MAX_AGE_YEARS} years before the query",
+        ),
+    ]
+
+
+def _npd_checks(delivery_day: date, tz: str) -> list[tuple[str, pl.Expr, str]]:
+    return [
+        *_common_checks(delivery_day, tz),
+        ("year_to", pl.col("year_to") < pl.col("year_from"), "year_to is before year_from"),
+    ]
+
+
+SPECS: dict[str, SourceSpec] = {
+    "lrs": SourceSpec(LrsEvent, LrsLakeEvent, _lrs_checks, needs_key=True),
+    "npd": SourceSpec(NpdEvent, NpdLakeEvent, _npd_checks, needs_key=False),
+}
+
+
+@dataclass
+class _FileRun:
+    """Counts for one delivery file during a run."""
+
+    seq: int
+    path: Path
+    rel: str
+    sha256: str
+    rows_read: int = 0
+    quarantined: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    staged: list[Path] = field(default_factory=list)
+    quarantine: list[Path] = field(default_factory=list)
+    refused: str = ""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def delivery_days(landing: Path, source: str) -> list[date]:
+    """Delivery days present in the landing folder for one source, oldest first."""
+    root = landing / source
+    days: list[date] = []
+    if root.is_dir():
+        for child in root.iterdir():
+            try:
+                days.append(date.fromisoformat(child.name))
+            except ValueError:
+                continue
+    return sorted(days)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def check_rows(
+    chunk: pl.DataFrame, model: type[BaseModel], extra: list[tuple[str, pl.Expr, str]]
+) -> pl.DataFrame:
+    """Validate one chunk of raw rows; malformed lines get their reader's reason."""
+    columns = list(model.model_fields)
+    checked = validate(chunk.select([*columns, LINE, MALFORMED]), model, extra_checks=extra)
+    malformed = pl.col(MALFORMED).is_not_null()
+    return checked.with_columns(
+        pl.when(malformed).then(pl.lit("line")).otherwise(pl.col(ERROR_FIELD)).alias(ERROR_FIELD),
+        pl.when(malformed)
+        .then(pl.format("line {}", pl.col(MALFORMED)))
+        .otherwise(pl.col(ERROR_REASON))
+        .alias(ERROR_REASON),
+    )
+
+
+def to_lake_rows(
+    good: pl.DataFrame, spec: SourceSpec, key: bytes | None, delivery_day: date, rel: str, tz: str
+) -> pl.DataFrame:
+    """Valid rows in the lake's shape (pseudonymised, with provenance)."""
+    rows = good.with_columns(
+        _event_date(tz).alias("event_date"),
+        pl.lit(delivery_day).alias("delivery_day"),
+        pl.lit(rel).alias("source_file"),
+    )
+    if spec.needs_key:
+        assert key is not None
+        rows = pseudonymise_lrs(rows, key)
+    schema = polars_schema(spec.lake)
+    return rows.select([pl.col(n).cast(t) for n, t in schema.items()])
+
+
+def quarantine_rows(
+    bad: pl.DataFrame,
+    raw: pl.DataFrame,
+    model: type[BaseModel],
+    source: str,
+    delivery_day: date,
+    rel: str,
+) -> pl.DataFrame:
+    """Bad rows as :class:`QuarantineRecord` rows; personal values are masked."""
+    out = bad.select(
+        pl.lit(source).alias("source"),
+        pl.lit(delivery_day).alias("delivery_day"),
+        pl.lit(rel).alias("source_file"),
+        pl.col(LINE).alias("source_line"),
+        pl.col(ERROR_FIELD).alias("field"),
+        pl.col(ERROR_REASON).alias("reason"),
+    ).with_columns(raw.select(masked_raw(raw, model).alias("raw")))
+    schema = polars_schema(QuarantineRecord)
+    return out.select([pl.col(n).cast(t) for n, t in schema.items()])
+
+
+def _stage_file(
+    run: _FileRun,
+    spec: SourceSpec,
+    settings: Settings,
+    source: str,
+    day: date,
+    stage: Path,
+) -> None:
+    columns = list(spec.raw.model_fields)
+    key = settings.key_bytes() if spec.needs_key else None
+    tz = settings.timezone
+    try:
+        for i, chunk in enumerate(read_delivery(run.path, columns, settings.chunk_rows)):
+            checked = check_rows(chunk, spec.raw, spec.extra_checks(day, tz))
+            is_bad = pl.col(ERROR_FIELD).is_not_null()
+            bad_mask = checked.select(is_bad).to_series()
+            good = checked.filter(~bad_mask)
+            bad = checked.filter(bad_mask)
+            run.rows_read += checked.height
+            if bad.height:
+                run.quarantined += bad.height
+                run.reasons.update(bad.get_column(ERROR_REASON).to_list())
+                qpath = stage / "bad" / f"{run.seq:05d}-{i:05d}.parquet"
+                qpath.parent.mkdir(parents=True, exist_ok=True)
+                raw_bad = chunk.filter(bad_mask)
+                quarantine_rows(bad, raw_bad, spec.raw, source, day, run.rel).write_parquet(qpath)
+                run.quarantine.append(qpath)
+            if good.height:
+                lake_rows = to_lake_rows(good, spec, key, day, run.rel, tz).with_columns(
+                    pl.lit(run.seq).alias(FILE_SEQ)
+                )
+                gpath = stage / "good" / f"{run.seq:05d}-{i:05d}.parquet"
+                gpath.parent.mkdir(parents=True, exist_ok=True)
+                lake_rows.write_parquet(gpath)
+                run.staged.append(gpath)
+    except DeliveryError as e:
+        run.refused = f"refused: {e.problem}"
+    if not run.refused and run.rows_read:
+        share = run.quarantined / run.rows_read
+        if share > settings.max_bad_share:
+            (reason, count), *_ = run.reasons.most_common(1)
+            run.refused = (
+                f"refused: {share:.1%} of {run.rows_read:,} rows are bad "
+                f"(limit {settings.max_bad_share:.1%}); commonest problem: {reason} "
+                f"({count:,} rows)"
+            )
+    if run.refused:
+        for p in [*run.staged, *run.quarantine]:
+            p.unlink(missing_ok=True)
+        run.staged, run.quarantine = [], []
+
+
+def ingest_day(
+    settings: Settings, source: str, day: date, run_id: str | None = None
+) -> list[DeliveryReport]:
+    """Ingest every not-yet-ingested file of one delivery day. Hold the home lock."""
+    spec = SPECS[source]
+    if spec.needs_key:
+        settings.key_bytes()  # refuse to start without a key
+    folder = settings.landing / source / day.isoformat()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no delivery folder {folder}")
+    run_id = run_id or new_run_id()
+    started = datetime.now(UTC)
+    files = sorted(p for p in folder.iterdir() if is_delivery_file(p))
+    with connect(settings, read_only=True) as con:
+        done = {
+            (r[0], r[1]): r[2]
+            for r in con.execute(
+                "SELECT source_file, file_sha256, run_id FROM ingest_ledger "
+                "WHERE source = ? AND status = 'committed'",
+                [source],
+            ).fetchall()
+        }
+    reports: list[DeliveryReport] = []
+    runs: list[_FileRun] = []
+    for path in files:
+        rel = str(path.relative_to(settings.landing))
+        sha = file_sha256(path)
+        if (rel, sha) in done:
+            reports.append(
+                _report(run_id, source, day, rel, sha, DeliveryStatus.skipped, started).model_copy(
+                    update={"reason": f"already ingested by run {done[(rel, sha)]}"}
+                )
+            )
+            continue
+        runs.append(_FileRun(seq=len(runs), path=path, rel=rel, sha256=sha))
+    if not runs:
+        return reports
+    stage = staging_dir(settings.home, run_id)
+    stage.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        _stage_file(run, spec, settings, source, day, stage)
+    written, late, moves = _dedup_and_place(settings, source, day, run_id, runs, stage)
+    finished = datetime.now(UTC)
+    new_reports = []
+    for run in runs:
+        status = DeliveryStatus.refused if run.refused else DeliveryStatus.committed
+        n_written = written.get(run.seq, 0)
+        good = run.rows_read - run.quarantined
+        new_reports.append(
+            DeliveryReport(
+                run_id=run_id,
+                source=source,
+                delivery_day=day,
+                source_file=run.rel,
+                file_sha256=run.sha256,
+                status=status,
+                rows_read=run.rows_read,
+                rows_written=n_written,
+                duplicates=0 if run.refused else good - n_written,
+                quarantined=run.quarantined,
+                late_events=late.get(run.seq, 0),
+                reason=run.refused,
+                quarantine_reasons=dict(run.reasons.most_common()),
+                started_at=started,
+                finished_at=finished,
+            )
+        )
+
+    def record() -> None:
+        with connect(settings) as con:
+            con.register("new_rows", _ledger_frame(new_reports))
+            con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
+
+    commit_files(settings.home, run_id, moves, record)
+    return reports + new_reports
+
+
+def _ledger_frame(reports: list[DeliveryReport]) -> pl.DataFrame:
+    rows = []
+    for r in reports:
+        row = r.model_dump(mode="python", exclude={"reconciles"})
+        row["status"] = r.status.value
+        row["quarantine_reasons"] = json.dumps(r.quarantine_reasons)
+        rows.append(row)
+    return pl.DataFrame(rows, schema=polars_schema(DeliveryReport), orient="row")
+
+
+def _report(
+    run_id: str,
+    source: str,
+    day: date,
+    rel: str,
+    sha: str,
+    status: DeliveryStatus,
+    started: datetime,
+) -> DeliveryReport:
+    return DeliveryReport(
+        run_id=run_id,
+        source=source,
+        delivery_day=day,
+        source_file=rel,
+        file_sha256=sha,
+        status=status,
+        rows_read=0,
+        rows_written=0,
+        duplicates=0,
+        quarantined=0,
+        late_events=0,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+    )
+
+
+def _dedup_and_place(
+    settings: Settings,
+    source: str,
+    day: date,
+    run_id: str,
+    runs: list[_FileRun],
+    stage: Path,
+) -> tuple[dict[int, int], dict[int, int], list[tuple[Path, Path]]]:
+    """Drop duplicates, write final partition files in staging, and list the moves.
+
+    Returns rows written per file, late events per file, and (staged, final) path pairs.
+    """
+    moves: list[tuple[Path, Path]] = []
+    accepted = [r for r in runs if not r.refused]
+    quarantine_files = [str(p) for r in accepted for p in r.quarantine]
+    if quarantine_files:
+        qout = stage / "quarantine.parquet"
+        pl.scan_parquet(quarantine_files).sink_parquet(qout)
+        moves.append((qout, quarantine_dir(settings.home, source, day) / f"part-{run_id}.parquet"))
+    staged = [str(p) for r in accepted for p in r.staged]
+    if not staged:
+        return {}, {}, moves
+    con = memory_connection(settings)
+    try:
+        con.execute(
+            "CREATE TEMP TABLE staged AS SELECT * FROM read_parquet($files)", {"files": staged}
+        )
+        dates = [r[0] for r in con.execute("SELECT DISTINCT event_date FROM staged").fetchall()]
+        existing = [
+            str(p)
+            for d in dates
+            for p in sorted(partition_dir(settings.home, source, d).glob("*.parquet"))
+        ]
+        if existing:
+            con.execute(
+                "CREATE TEMP TABLE existing_ids AS SELECT DISTINCT event_id "
+                "FROM read_parquet($files)",
+                {"files": existing},
+            )
+        else:
+            con.execute("CREATE TEMP TABLE existing_ids (event_id VARCHAR)")
+        con.execute(sql("dedup_staged"))
+        counts = con.execute(
+            "SELECT _file_seq, count(*), count(*) FILTER (WHERE event_date < $day) "
+            "FROM deduped GROUP BY _file_seq",
+            {"day": day},
+        ).fetchall()
+        written = {int(seq): int(n) for seq, n, _ in counts}
+        late = {int(seq): int(n) for seq, _, n in counts}
+        out = stage / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        for (event_date,) in con.execute(
+            "SELECT DISTINCT event_date FROM deduped ORDER BY 1"
+        ).fetchall():
+            name = f"part-{day.isoformat()}-{run_id}.parquet"
+            path = out / f"{event_date.isoformat()}-{name}"
+            # The partition value lives in the folder name (hive style), not in the file.
+            con.sql(
+                "SELECT * EXCLUDE (_file_seq, event_date) FROM deduped "
+                "WHERE event_date = $d ORDER BY occurred_at, event_id",
+                params={"d": event_date},
+            ).pl().write_parquet(path, compression="zstd", statistics=True)
+            moves.append((path, partition_dir(settings.home, source, event_date) / name))
+    finally:
+        con.close()
+    return written, late, moves
+
+
+def recover_home(settings: Settings) -> list[str]:
+    """Roll back any interrupted commit (call with the lock held)."""
+    with connect(settings) as con:
+        done = committed_runs(con)
+    return recover(settings.home, lambda run_id: run_id in done)
+
+
+def ingest(
+    settings: Settings,
+    source: str,
+    days: list[date] | None = None,
+    progress: Callable[[date, list[DeliveryReport]], None] | None = None,
+    lock_wait_seconds: float = 0.0,
+) -> IngestReport:
+    """Ingest the given delivery days (all days in the landing folder when None)."""
+    if source not in SPECS:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SPECS)}")
+    run_id = new_run_id()
+    report = IngestReport(run_id=run_id, source=source)
+    with home_lock(settings.home, lock_wait_seconds, purpose=f"ingest {source}"):
+        recover_home(settings)
+        for day in days if days is not None else delivery_days(settings.landing, source):
+            day_reports = ingest_day(settings, source, day, run_id=f"{run_id}-{day:%Y%m%d}")
+            report.deliveries.extend(day_reports)
+            if progress is not None:
+                progress(day, day_reports)
+    return report

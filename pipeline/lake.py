@@ -1,0 +1,146 @@
+"""The home folder's layout, its writer lock, and all-or-nothing commits of files.
+
+Layout under the home folder::
+
+    lake/source=<lrs|npd>/event_date=<YYYY-MM-DD>/part-<delivery_day>-<run_id>-<n>.parquet
+    quarantine/source=<lrs|npd>/delivery_day=<YYYY-MM-DD>/part-<run_id>.parquet
+    warehouse.duckdb
+    staging/<run_id>/...      (work in progress, never read by anything else)
+    journal/<run_id>.json     (a commit in flight)
+    .lock                     (held by the one process writing to this home)
+
+A commit writes a journal listing every move, renames the staged files into place, then
+calls the caller's ``finalise`` (the ledger transaction), then deletes the journal. Recovery,
+run before every write, rolls back any journal whose run is not in the ledger. So a process
+killed at any point leaves the home as it was before that run, or with the run complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+
+class HomeBusy(RuntimeError):
+    """Another accesswatch process holds the home's writer lock."""
+
+
+def lake_dir(home: Path, source: str) -> Path:
+    return home / "lake" / f"source={source}"
+
+
+def partition_dir(home: Path, source: str, event_date: date) -> Path:
+    return lake_dir(home, source) / f"event_date={event_date.isoformat()}"
+
+
+def quarantine_dir(home: Path, source: str, delivery_day: date) -> Path:
+    return home / "quarantine" / f"source={source}" / f"delivery_day={delivery_day.isoformat()}"
+
+
+def lake_glob(home: Path, source: str) -> str:
+    """Glob of every Parquet file of one source (for DuckDB ``read_parquet``)."""
+    return str(lake_dir(home, source) / "*" / "*.parquet")
+
+
+def staging_dir(home: Path, run_id: str) -> Path:
+    return home / "staging" / run_id
+
+
+def _journal_dir(home: Path) -> Path:
+    return home / "journal"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_files(
+    home: Path, run_id: str, moves: list[tuple[Path, Path]], finalise: Callable[[], None]
+) -> None:
+    """Move staged files into place and record the run, all or nothing (see module doc)."""
+    journal_dir = _journal_dir(home)
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    journal = journal_dir / f"{run_id}.json"
+    tmp = journal.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"run_id": run_id, "moves": [[str(s), str(d)] for s, d in moves]}))
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, journal)
+    _fsync_dir(journal_dir)
+    for src, dst in moves:
+        if dst.exists():
+            raise FileExistsError(f"{dst} already exists; refusing to overwrite lake data")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    finalise()
+    journal.unlink()
+    shutil.rmtree(staging_dir(home, run_id), ignore_errors=True)
+
+
+def recover(home: Path, is_committed: Callable[[str], bool]) -> list[str]:
+    """Roll back every commit in flight whose run is not recorded; clear stale staging.
+
+    Call with the writer lock held. Returns the run ids that were rolled back.
+    """
+    rolled_back: list[str] = []
+    journal_dir = _journal_dir(home)
+    if journal_dir.is_dir():
+        for stale in journal_dir.glob("*.json.tmp"):
+            stale.unlink()  # a journal never finished: no file was moved yet
+        for journal in sorted(journal_dir.glob("*.json")):
+            entry = json.loads(journal.read_text())
+            run_id = entry["run_id"]
+            if not is_committed(run_id):
+                for _src, dst in entry["moves"]:
+                    Path(dst).unlink(missing_ok=True)
+                rolled_back.append(run_id)
+            journal.unlink()
+    staging = home / "staging"
+    if staging.is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
+    return rolled_back
+
+
+@contextlib.contextmanager
+def home_lock(home: Path, wait_seconds: float = 0.0, purpose: str = "write") -> Iterator[None]:
+    """Hold the home's writer lock; wait up to ``wait_seconds``, then raise :class:`HomeBusy`.
+
+    The lock is an OS file lock: it is released when the process ends, however it ends.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = path.read_text().strip() or "another process"
+                    raise HomeBusy(
+                        f"{home} is busy: {holder} holds its writer lock; "
+                        "only one ingest, nightly or backfill may write to a home at a time"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        os.write(fd, f"pid {os.getpid()} ({purpose}, since {stamp})".encode())
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,67 @@
+"""The DuckDB warehouse: one file per home holding reference data, the run ledger and,
+later, features, scores and triage decisions.
+
+DuckDB allows one writing process per file, so connections are opened briefly and closed;
+long computations run on their own in-memory connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from schemas.frames import duckdb_columns
+from schemas.ingest import DeliveryReport
+from schemas.reference import Agreement, Organisation
+from schemas.settings import Settings
+
+TABLES: dict[str, str] = {
+    "ingest_ledger": duckdb_columns(DeliveryReport),
+    "organisations": duckdb_columns(Organisation),
+    "agreements": duckdb_columns(Agreement),
+}
+
+
+def _config(settings: Settings) -> dict[str, str | bool | int | float | list[str]]:
+    tmp = settings.home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {
+        "memory_limit": settings.duckdb_memory_limit,
+        "threads": settings.duckdb_threads,
+        "temp_directory": str(tmp),
+        # Offline by rule: never download extensions at run time.
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+
+
+def memory_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for computations, with the home's limits."""
+    return duckdb.connect(":memory:", config=_config(settings))
+
+
+@contextlib.contextmanager
+def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating its tables on first write) and close it afterwards."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path: Path = settings.warehouse
+    if read_only and not path.exists():
+        read_only = False
+    con = duckdb.connect(str(path), read_only=read_only, config=_config(settings))
+    try:
+        if not read_only:
+            for name, columns in TABLES.items():
+                con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+        yield con
+    finally:
+        con.close()
+
+
+def committed_runs(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT DISTINCT run_id FROM ingest_ledger WHERE status = 'committed'"
+    ).fetchall()
+    return {r[0] for r in rows}

@@ -1,0 +1,101 @@
+"""Shared fixtures: a private home and landing folder per test, and literal delivery files."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from schemas.events import LrsEvent, NpdEvent
+from schemas.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+TEST_KEY = "test-key-for-unit-tests-only-0123456789"
+
+# Offline and private by rule: no telemetry, and Prefect state in a throwaway folder.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="accesswatch-prefect-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+for name in list(os.environ):
+    if name.startswith("ACCESSWATCH_"):
+        del os.environ[name]  # tests never see the developer's own settings
+
+LRS_COLUMNS = list(LrsEvent.model_fields)
+NPD_COLUMNS = list(NpdEvent.model_fields)
+
+
+def lrs_row(event_id: str, **overrides: object) -> dict[str, object]:
+    """A valid LRS event; override any field."""
+    row: dict[str, object] = {
+        "event_id": event_id,
+        "occurred_at": "2026-03-02T10:00:00Z",
+        "ukprn": "10001234",
+        "user_name": "amy.admin",
+        "channel": "webservice",
+        "operation": "learnerByULN",
+        "uln": "1026893096",
+        "dob": "2008-05-01",
+        "postcode": "LS6 2AB",
+        "response_code": "WSRC0004",
+        "result_count": 1,
+        "batch_size": "",
+        "client_ip": "10.0.0.1",
+        "user_agent": "CollegeMIS/4.2",
+    }
+    row.update(overrides)
+    return row
+
+
+def npd_row(event_id: str, **overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "event_id": event_id,
+        "occurred_at": "2026-03-02T10:00:00Z",
+        "org_id": "ORG00002",
+        "user_name": "researcher1",
+        "agreement_ref": "DS00752",
+        "channel": "srs",
+        "dataset": "ks4",
+        "items": "KS4_ATT8;KS4_PTEBACC",
+        "min_identifiability": 4,
+        "max_sensitivity": "D",
+        "year_from": 2018,
+        "year_to": 2022,
+        "rows_returned": 5000,
+    }
+    row.update(overrides)
+    return row
+
+
+def write_csv(path: Path, rows: Iterable[dict[str, object]], columns: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", newline="") as f:  # type: ignore[operator]
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return path
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, object] | str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt") as f:  # type: ignore[operator]
+        for r in rows:
+            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh home and landing folder under the test's temp dir."""
+    return load_settings(
+        home=tmp_path / "home", landing=tmp_path / "landing", pseudonym_key=TEST_KEY
+    )
