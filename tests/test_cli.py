@@ -1,0 +1,83 @@
+"""The command line, run as a user runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import LRS_COLUMNS, TEST_KEY, lrs_row, write_csv
+
+ACCESSWATCH = [sys.executable, "-m", "flows.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [*ACCESSWATCH, *args], capture_output=True, text=True, env=full_env, timeout=300
+    )
+
+
+def test_config_show_masks_the_key_and_honours_precedence(tmp_path: Path) -> None:
+    toml = tmp_path / "aw.toml"
+    toml.write_text(
+        'home = "/from/toml"\nmax_bad_share = 0.2\npseudonym_key = "toml-key-0123456789abc"\n'
+    )
+    out = run("config", "show", "--config", str(toml), env={"ACCESSWATCH_HOME": "/from/env"})
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["home"] == "/from/env"  # env beats the file
+    assert shown["max_bad_share"] == 0.2  # the file beats defaults
+    assert shown["pseudonym_key"] == "********"
+    assert "toml-key" not in out.stdout
+    flagged = run("config", "show", "--config", str(toml), "--home", "/from/flag")
+    assert json.loads(flagged.stdout)["home"] == "/from/flag"
+
+
+def test_invalid_settings_are_a_clear_error(tmp_path: Path) -> None:
+    out = run("config", "show", env={"ACCESSWATCH_MAX_BAD_SHARE": "7"})
+    assert out.returncode == 2
+    assert "max_bad_share" in out.stderr
+
+
+def test_ingest_exits_1_and_names_the_refused_file(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    day = landing / "lrs" / "2026-03-02"
+    write_csv(day / "ok.csv", [lrs_row("e1")], LRS_COLUMNS)
+    write_csv(day / "drift.csv", [lrs_row("e2")], [c for c in LRS_COLUMNS if c != "channel"])
+    env = {"ACCESSWATCH_PSEUDONYM_KEY": TEST_KEY}
+    args = [
+        "ingest",
+        "--source",
+        "lrs",
+        "--all",
+        "--home",
+        str(tmp_path / "h"),
+        "--landing",
+        str(landing),
+    ]
+    out = run(*args, env=env)
+    assert out.returncode == 1
+    assert "refused lrs/2026-03-02/drift.csv" in out.stderr
+    assert "missing required column(s): channel" in out.stderr
+    assert "committed" in out.stdout
+
+
+def test_ingest_without_a_key_says_how_to_set_one(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    write_csv(landing / "lrs" / "2026-03-02" / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
+    out = run(
+        "ingest",
+        "--source",
+        "lrs",
+        "--day",
+        "2026-03-02",
+        "--home",
+        str(tmp_path / "h"),
+        "--landing",
+        str(landing),
+    )
+    assert out.returncode == 2
+    assert "ACCESSWATCH_PSEUDONYM_KEY" in out.stderr
