@@ -156,6 +156,12 @@ def generate_cmd(
     malformed_rate: Annotated[
         float, typer.Option("--malformed-rate", help="Share of deliberately malformed rows.")
     ] = 0.0,
+    volume_scale: Annotated[
+        float, typer.Option("--volume-scale", help="Multiplier on normal LRS volumes.")
+    ] = 1.0,
+    scenario_scale: Annotated[
+        float, typer.Option("--scenario-scale", help="Multiplier on misuse intensities.")
+    ] = 1.0,
 ) -> None:
     """Write a synthetic LRS/NPD world: a landing folder plus truth/labels.csv and decoys.csv."""
     from rich.progress import Progress
@@ -165,7 +171,13 @@ def generate_cmd(
 
     try:
         config = WorldConfig(
-            orgs=orgs, days=days, start=_parse_day(start), seed=seed, malformed_rate=malformed_rate
+            orgs=orgs,
+            days=days,
+            start=_parse_day(start),
+            seed=seed,
+            malformed_rate=malformed_rate,
+            volume_scale=volume_scale,
+            scenario_scale=scenario_scale,
         )
     except ValueError as e:
         _fail(str(e))

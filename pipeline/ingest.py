@@ -34,7 +34,7 @@ from pipeline.sql import sql
 from pipeline.validate import ERROR_FIELD, ERROR_REASON, masked_raw, validate
 from pipeline.warehouse import committed_runs, connect, memory_connection
 from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
-from schemas.frames import polars_schema
+from schemas.frames import polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
 from schemas.settings import Settings
 
@@ -199,7 +199,8 @@ def _stage_file(
     key = settings.key_bytes() if spec.needs_key else None
     tz = settings.timezone
     try:
-        for i, chunk in enumerate(read_delivery(run.path, columns, settings.chunk_rows)):
+        chunks = read_delivery(run.path, columns, settings.chunk_rows, required_fields(spec.raw))
+        for i, chunk in enumerate(chunks):
             checked = check_rows(chunk, spec.raw, spec.extra_checks(day, tz))
             is_bad = pl.col(ERROR_FIELD).is_not_null()
             bad_mask = checked.select(is_bad).to_series()
@@ -226,7 +227,7 @@ def _stage_file(
         run.refused = f"refused: {e.problem}"
     if not run.refused and run.rows_read:
         share = run.quarantined / run.rows_read
-        if share > settings.max_bad_share:
+        if share > settings.max_bad_share and run.quarantined >= settings.refuse_min_bad_rows:
             (reason, count), *_ = run.reasons.most_common(1)
             run.refused = (
                 f"refused: {share:.1%} of {run.rows_read:,} rows are bad "

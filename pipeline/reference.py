@@ -20,7 +20,7 @@ from pipeline.lake import commit_files, home_lock, quarantine_dir, staging_dir
 from pipeline.readers import DeliveryError, read_delivery
 from pipeline.validate import ERROR_FIELD, ERROR_REASON
 from pipeline.warehouse import connect
-from schemas.frames import polars_schema
+from schemas.frames import polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.reference import Agreement, Organisation
 from schemas.settings import Settings
@@ -63,10 +63,11 @@ def load_reference(settings: Settings, lock_wait_seconds: float = 0.0) -> list[D
             good, bad, reasons, rows_read = _read_reference(path, model, table, settings, today)
             rel = str(path.relative_to(settings.landing))
             n_bad = bad.height
-            if rows_read and n_bad / rows_read > settings.max_bad_share:
+            share = n_bad / rows_read if rows_read else 0.0
+            if share > settings.max_bad_share and n_bad >= settings.refuse_min_bad_rows:
                 (reason, count), *_ = reasons.most_common(1)
                 raise ReferenceError(
-                    f"{path}: refused: {n_bad / rows_read:.1%} of {rows_read:,} rows are bad "
+                    f"{path}: refused: {share:.1%} of {rows_read:,} rows are bad "
                     f"(limit {settings.max_bad_share:.1%}); commonest problem: {reason} "
                     f"({count:,} rows)"
                 )
@@ -127,7 +128,7 @@ def _read_reference(
     reasons: Counter[str] = Counter()
     rows_read = 0
     try:
-        for chunk in read_delivery(path, columns, settings.chunk_rows):
+        for chunk in read_delivery(path, columns, settings.chunk_rows, required_fields(model)):
             checked = check_rows(chunk, model, _EXTRA[table])
             mask = checked.get_column(ERROR_FIELD).is_not_null()
             rows_read += checked.height

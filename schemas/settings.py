@@ -39,7 +39,12 @@ class Settings(BaseSettings):
         default=0.05,
         gt=0,
         le=1,
-        description="Refuse a delivery whose share of bad rows exceeds this",
+        description="Refuse a delivery file whose share of bad rows exceeds this...",
+    )
+    refuse_min_bad_rows: int = Field(
+        default=10,
+        ge=1,
+        description="...and at least this many bad rows (a typo in a 15-row file is not drift)",
     )
     chunk_rows: int = Field(
         default=250_000, ge=1_000, le=10_000_000, description="Rows parsed at once while streaming"

@@ -159,10 +159,19 @@ def test_a_delivery_with_too_many_bad_rows_is_refused_whole(settings: Settings) 
 
 def test_the_bad_row_limit_is_a_setting(tmp_path: Path) -> None:
     rows = [lrs_row("g1"), lrs_row("g2"), lrs_row("b1", ukprn="x")]
-    strict = load_settings(home=tmp_path / "h1", landing=tmp_path / "l", pseudonym_key=TEST_KEY)
+    strict = load_settings(
+        home=tmp_path / "h1", landing=tmp_path / "l", pseudonym_key=TEST_KEY, refuse_min_bad_rows=1
+    )
     write_csv(strict.landing / "lrs" / DAY.isoformat() / "a.csv", rows, LRS_COLUMNS)
     assert ingest(strict, "lrs", [DAY]).refused
     assert not ingest(lenient(tmp_path), "lrs", [DAY]).refused
+
+
+def test_a_few_bad_rows_in_a_small_file_are_quarantined_not_refused(settings: Settings) -> None:
+    rows = [lrs_row("g1"), lrs_row("g2"), lrs_row("b1", ukprn="x")]
+    write_csv(settings.landing / "lrs" / DAY.isoformat() / "a.csv", rows, LRS_COLUMNS)
+    report = ingest(settings, "lrs", [DAY])
+    assert not report.refused and report.total("quarantined") == 1
 
 
 def test_lrs_ingest_refuses_to_run_without_a_key(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -62,10 +63,25 @@ def texts_under(home: Path) -> list[tuple[str, str]]:
     return out
 
 
+DIGITS = re.compile(r"\d{10,}")
+DATES = re.compile(r"\d{4}-\d{2}-\d{2}")
+POSTCODES = re.compile(r"[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}")
+
+
+def candidates(text: str) -> set[str]:
+    """Every substring of ``text`` that could be a ULN, a date or a postcode."""
+    found = {m[i : i + 10] for m in DIGITS.findall(text) for i in range(len(m) - 9)}
+    found.update(DATES.findall(text))
+    for m in POSTCODES.finditer(text):
+        # also the shorter postcodes that end where a longer match ends (e.g. "M1 1AE")
+        found.update(text[start : m.end()] for start in range(m.start(), m.end() - 4))
+    return found
+
+
 def assert_no_personal_data(home: Path, values: set[str]) -> None:
     assert values, "the input held no personal values: the test would prove nothing"
     for where, text in texts_under(home):
-        leaked = [v for v in values if v in text]
+        leaked = sorted(candidates(text) & values)
         assert not leaked, f"{where} holds personal values, e.g. {leaked[:3]}"
 
 
@@ -88,6 +104,19 @@ def test_no_personal_data_under_home_for_literal_deliveries(settings: Settings) 
     values = personal_values(settings.landing)
     assert {"1234567890", "1985-06-15", "SW1A 1AA"} <= values  # the quarantined row's values too
     assert_no_personal_data(settings.home, values)
+
+
+def test_the_leak_detector_finds_planted_values(tmp_path: Path) -> None:
+    """Guards the guard: values planted in Parquet, DuckDB and text files are found."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pl.DataFrame({"x": ["ua 1026893096 x"]}).write_parquet(home / "a.parquet")
+    (home / "note.txt").write_text("born 2001-01-01")
+    with duckdb.connect(str(home / "w.duckdb")) as con:
+        con.execute("CREATE TABLE t AS SELECT 'lives at LS6 2AB' AS s")
+    for planted in ("1026893096", "2001-01-01", "LS6 2AB"):
+        with pytest.raises(AssertionError, match="holds personal values"):
+            assert_no_personal_data(home, {planted})
 
 
 @pytest.mark.skipif(not (SAMPLE / "landing").is_dir(), reason="data/sample not generated yet")

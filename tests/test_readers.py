@@ -100,6 +100,15 @@ def test_jsonl_bad_lines_become_malformed_rows_with_line_numbers(tmp_path: Path)
     assert frame.filter(pl.col(LINE) == 5)["result_count"].item() == "3"
 
 
+def test_jsonl_optional_key_absent_everywhere_is_fine(tmp_path: Path) -> None:
+    rows: list[dict[str, object] | str] = [
+        {k: v for k, v in lrs_row(f"e{i}").items() if k != "batch_size"} for i in range(3)
+    ]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    frame = pl.concat(list(read_delivery(path, LRS_COLUMNS, 1000, required=["event_id"])))
+    assert frame["batch_size"].to_list() == [None] * 3
+
+
 def test_jsonl_key_absent_from_every_row_is_a_missing_column(tmp_path: Path) -> None:
     rows: list[dict[str, object] | str] = [
         {k: v for k, v in lrs_row(f"e{i}").items() if k != "client_ip"} for i in range(3)

@@ -87,7 +87,7 @@ def test_reference_rows_are_validated_deduplicated_and_loaded(tmp_path: Path) ->
 
 
 def test_a_refused_reference_file_leaves_the_previous_tables(tmp_path: Path) -> None:
-    s = load_settings(home=tmp_path / "h", landing=tmp_path / "l")
+    s = load_settings(home=tmp_path / "h", landing=tmp_path / "l", refuse_min_bad_rows=1)
     write_reference(s, [org("ORG00001")], [agreement("DS00752")])
     load_reference(s)
     write_reference(s, [org("ORG00001", status="asleep"), org("ORG00002")], [agreement("DS00752")])

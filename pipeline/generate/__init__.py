@@ -1,0 +1,10 @@
+"""Synthetic worlds for accesswatch: an organisation register, NPD agreements, months of LRS
+and NPD query events with known misuse scenarios and legitimate look-alikes, delivered as a
+landing folder in the input contract (``DESIGN.md``) plus ground truth under ``truth/``.
+
+Entry point: :func:`generate_world`. Parameters: :class:`schemas.generate.WorldConfig`.
+"""
+
+from pipeline.generate.generator import ProgressCallback, build, generate_world
+
+__all__ = ["ProgressCallback", "build", "generate_world"]

@@ -1,0 +1,274 @@
+"""Parameters of the synthetic-world generator and what it reports back.
+
+The generator (``pipeline.generate``) writes a landing folder in the input contract of
+``DESIGN.md`` plus ground truth (``truth/labels.csv``, ``truth/decoys.csv``). Every knob it
+has lives here with declared bounds; per-org-type behaviour rates live as typed constants
+in ``pipeline/generate/behaviour.py``.
+
+A scenario's ``onset`` is either a day offset from ``WorldConfig.start`` (0 = first day) or
+a calendar date; ``None`` lets the generator draw it inside the window (never on day 0 when
+the window is longer than one day), so the delay from onset to detection can be measured.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DayOffset = Annotated[int, Field(ge=0, le=36_500)]
+Onset = DayOffset | date | None
+
+SCENARIOS: tuple[str, ...] = (
+    "age_verification_reseller",
+    "enumeration",
+    "shared_credentials",
+    "revoked_access",
+    "dormant_reactivation",
+    "plr_browsing",
+    "npd_overreach",
+)
+"""Misuse scenario names as written to ``truth/labels.csv``."""
+
+DECOYS: tuple[str, ...] = (
+    "enrolment_surge",
+    "results_day_batch",
+    "he_clearing",
+    "online_provider",
+    "new_provider",
+    "evening_provision",
+    "mis_supplier",
+    "client_upgrade",
+    "research_heavy",
+    "home_office_match",
+)
+"""Legitimate look-alike kinds as written to ``truth/decoys.csv``."""
+
+NpdOverreachKind = Literal["identifying", "sensitive", "rows", "dataset", "expired", "no_agreement"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScenarioParams(_Params):
+    """What every misuse scenario shares: how many instances, when it starts, how long."""
+
+    per_10k_orgs: float = Field(
+        default=3.0, ge=0, le=200, description="Instances per 10,000 organisations"
+    )
+    min_count: int = Field(
+        default=1, ge=0, le=50, description="At least this many instances in any world"
+    )
+    onset: Onset = Field(default=None, description="Day offset or date; None = drawn in window")
+    duration_days: int | None = Field(
+        default=None, ge=1, le=36_500, description="Days the misuse lasts; None = to the end"
+    )
+
+
+class AgeVerificationReseller(ScenarioParams):
+    """The Trustopia shape: demographic searches / verify calls of adults, nationwide, steady."""
+
+    intensity: float = Field(default=45.0, ge=1, le=5_000, description="Searches per day")
+    verify_share: float = Field(default=0.3, ge=0, le=1, description="verifyLearner share")
+    weekend_factor: float = Field(default=0.85, ge=0, le=2, description="Weekend day volume")
+    evening_share: float = Field(default=0.3, ge=0, le=1, description="Calls 18:00-24:00")
+    age_min: int = Field(default=25, ge=16, le=80)
+    age_max: int = Field(default=70, ge=16, le=80)
+    match_rate: float = Field(default=0.6, ge=0, le=1, description="Exact-match share")
+    residual_activity: float = Field(
+        default=0.2, ge=0, le=1, description="Former provider's normal use before onset (share)"
+    )
+
+
+class Enumeration(ScenarioParams):
+    """learnerByULN sweeps of number ranges: invalid check digits, no match, no repeats."""
+
+    intensity: float = Field(default=300.0, ge=1, le=100_000, description="Lookups per day")
+    invalid_share: float = Field(
+        default=0.7, ge=0, le=1, description="Share sent with the raw (mostly invalid) number"
+    )
+    max_step: int = Field(default=3, ge=1, le=1_000, description="Largest gap between numbers")
+    hit_rate: float = Field(default=0.2, ge=0, le=1, description="Exact matches among valid")
+    bursts_per_day: int = Field(default=2, ge=1, le=24)
+
+
+class SharedCredentials(ScenarioParams):
+    """One account of a normal org used from many addresses and agents, at odd hours."""
+
+    intensity: float = Field(default=150.0, ge=1, le=10_000, description="Extra calls per day")
+    n_ips: int = Field(default=25, ge=2, le=1_000, description="Addresses the account is used from")
+    n_agents: int = Field(default=6, ge=2, le=50, description="User agents in use")
+    night_share: float = Field(default=0.35, ge=0, le=1, description="Calls 22:00-06:00")
+
+
+class RevokedAccess(ScenarioParams):
+    """A suspended, revoked or closed organisation that is still querying."""
+
+    intensity: float = Field(default=60.0, ge=1, le=10_000, description="Calls per day")
+    status_change_min_days: int = Field(
+        default=20, ge=1, le=3_650, description="Status changed at least this long before onset"
+    )
+    status_change_max_days: int = Field(
+        default=240, ge=1, le=3_650, description="... and at most this long before onset"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RevokedAccess:
+        if self.status_change_max_days < self.status_change_min_days:
+            raise ValueError("status_change_max_days is below status_change_min_days")
+        return self
+
+
+class DormantReactivation(ScenarioParams):
+    """An organisation silent for months that suddenly becomes active."""
+
+    intensity: float = Field(default=80.0, ge=1, le=10_000, description="Calls per day")
+    silent_days_before_window: int = Field(
+        default=180, ge=30, le=3_650, description="Days of silence before the window began"
+    )
+
+
+class PlrBrowsing(ScenarioParams):
+    """PLR reads of learners with no link to the org: far away, wrong ages, never registered."""
+
+    intensity: float = Field(default=25.0, ge=1, le=5_000, description="PLR reads per day")
+    age_min: int = Field(default=28, ge=4, le=80)
+    age_max: int = Field(default=75, ge=4, le=80)
+    lookup_share: float = Field(
+        default=0.3, ge=0, le=1, description="Extra LearnerByUln calls per PLR read"
+    )
+
+
+class NpdOverreach(ScenarioParams):
+    """NPD queries beyond the agreement: items, sensitivity, rows, datasets, dates, none."""
+
+    intensity: float = Field(default=3.0, ge=0.1, le=1_000, description="Overreach queries/day")
+    row_multiplier: float = Field(default=8.0, ge=1.5, le=1_000, description="x max_rows")
+    kinds: tuple[NpdOverreachKind, ...] = Field(
+        default=("identifying", "sensitive", "rows", "dataset", "expired", "no_agreement"),
+        min_length=1,
+        description="Kinds cycled over instances (an instance mixes its kind with one more)",
+    )
+
+
+class Scenarios(_Params):
+    """One parameter set per misuse scenario."""
+
+    age_verification_reseller: AgeVerificationReseller = AgeVerificationReseller()
+    enumeration: Enumeration = Enumeration()
+    shared_credentials: SharedCredentials = SharedCredentials()
+    revoked_access: RevokedAccess = RevokedAccess()
+    dormant_reactivation: DormantReactivation = DormantReactivation()
+    plr_browsing: PlrBrowsing = PlrBrowsing()
+    npd_overreach: NpdOverreach = NpdOverreach()
+
+
+class DecoyParams(_Params):
+    """How many organisations of one legitimate look-alike kind, and how strong."""
+
+    per_10k_orgs: float = Field(default=4.0, ge=0, le=500)
+    min_count: int = Field(default=1, ge=0, le=50)
+    strength: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="Kind-specific: surge multiplier, schools per supplier, query rate factor",
+    )
+
+
+class Decoys(_Params):
+    """Legitimate look-alikes (``truth/decoys.csv``); ``strength`` meaning is per kind."""
+
+    enrolment_surge: DecoyParams = DecoyParams(strength=7.0)
+    results_day_batch: DecoyParams = DecoyParams(strength=5.0)
+    he_clearing: DecoyParams = DecoyParams(strength=5.0)
+    online_provider: DecoyParams = DecoyParams(strength=1.0)
+    new_provider: DecoyParams = DecoyParams(strength=1.0)
+    evening_provision: DecoyParams = DecoyParams(strength=1.0)
+    mis_supplier: DecoyParams = DecoyParams(per_10k_orgs=2.0, strength=6.0)  # schools each
+    client_upgrade: DecoyParams = DecoyParams(strength=1.0)
+    research_heavy: DecoyParams = DecoyParams(strength=10.0)
+    home_office_match: DecoyParams = DecoyParams(per_10k_orgs=0.0, min_count=1, strength=1.0)
+
+
+class DeliveryParams(_Params):
+    """How a day's events are cut into files (formats, column order, extra columns)."""
+
+    files_min: int = Field(default=3, ge=1, le=100, description="LRS files per day, at least")
+    files_max: int = Field(default=6, ge=1, le=100, description="LRS files per day, at most")
+    jsonl_share: float = Field(default=0.4, ge=0, le=1, description="Files written as JSONL")
+    uncompressed_share: float = Field(default=0.08, ge=0, le=1, description="Files not gzipped")
+    extra_column_share: float = Field(default=0.25, ge=0, le=1, description="Files with an extra")
+    local_offset_share: float = Field(
+        default=0.2, ge=0, le=1, description="Orgs whose timestamps carry the London offset"
+    )
+    gzip_level: int = Field(default=1, ge=1, le=9)
+    max_delay_days: int = Field(default=2, ge=1, le=14, description="Late events arrive by then")
+    cross_delivery_duplicates: float = Field(
+        default=0.4, ge=0, le=1, description="Share of duplicates repeated in the next delivery"
+    )
+
+    @model_validator(mode="after")
+    def _files_ordered(self) -> DeliveryParams:
+        if self.files_max < self.files_min:
+            raise ValueError(f"files_max {self.files_max} is below files_min {self.files_min}")
+        return self
+
+
+class WorldConfig(_Params):
+    """Everything that defines one generated world; the same config gives the same bytes."""
+
+    orgs: int = Field(default=400, ge=100, le=50_000, description="Organisations in the register")
+    days: int = Field(default=42, ge=1, le=3_660, description="Days of events from start")
+    start: date = Field(default=date(2026, 8, 10), description="First day of events")
+    seed: int = Field(default=7, ge=0, le=2**63 - 1)
+    malformed_rate: float = Field(default=0.0, ge=0, le=0.2, description="Malformed row share")
+    html_agent_rate: float = Field(
+        default=0.0005, ge=0, le=0.1, description="Rows whose user agent carries HTML/script"
+    )
+    late_rate: float = Field(default=0.01, ge=0, le=0.5, description="Events delivered late")
+    duplicate_rate: float = Field(default=0.005, ge=0, le=0.2, description="Rows repeated")
+    volume_scale: float = Field(
+        default=1.0, gt=0, le=10, description="Multiplier on normal LRS volumes (not scenarios)"
+    )
+    scenario_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description="Multiplier on LRS scenario intensities (keep misuse-to-peer ratios "
+        "when volume_scale shrinks a small sample)",
+    )
+    scenarios: Scenarios = Scenarios()
+    decoys: Decoys = Decoys()
+    delivery: DeliveryParams = DeliveryParams()
+
+    def onset_day(self, onset: Onset, fallback: int) -> int:
+        """``onset`` as a day offset clamped into the window; ``fallback`` when None."""
+        day = fallback if onset is None else onset
+        if isinstance(day, date):
+            day = (day - self.start).days
+        return min(max(int(day), 0), self.days - 1)
+
+
+class WorldSummary(BaseModel):
+    """What :func:`pipeline.generate.generate_world` wrote."""
+
+    out: Path
+    orgs: int = Field(ge=0)
+    agreements: int = Field(ge=0)
+    days: int = Field(ge=0)
+    lrs_events: int = Field(ge=0, description="Distinct LRS events generated")
+    npd_events: int = Field(ge=0, description="Distinct NPD events generated")
+    rows_written: dict[str, int] = Field(default_factory=dict, description="Rows per source")
+    malformed_rows: int = Field(ge=0)
+    malformed_by_kind: dict[str, int] = Field(default_factory=dict)
+    duplicate_rows: int = Field(ge=0, description="Extra copies of already-written events")
+    late_events: int = Field(ge=0, description="Events delivered after their own day")
+    html_agent_rows: int = Field(ge=0)
+    files: int = Field(ge=0)
+    labels: int = Field(ge=0)
+    decoys: int = Field(ge=0)
+    scenario_events: dict[str, int] = Field(default_factory=dict, description="Per scenario")
