@@ -30,9 +30,8 @@ from pipeline.lake import (
 )
 from pipeline.pseudonymise import pseudonymise_lrs
 from pipeline.readers import LINE, MALFORMED, DeliveryError, is_delivery_file, read_delivery
-from pipeline.sql import sql
 from pipeline.validate import ERROR_FIELD, ERROR_REASON, masked_raw, validate
-from pipeline.warehouse import committed_runs, connect, memory_connection
+from pipeline.warehouse import committed_runs, connect
 from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
 from schemas.frames import polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
@@ -375,49 +374,35 @@ def _dedup_and_place(
     staged = [str(p) for r in accepted for p in r.staged]
     if not staged:
         return {}, {}, moves
-    con = memory_connection(settings)
-    try:
-        con.execute(
-            "CREATE TEMP TABLE staged AS SELECT * FROM read_parquet($files)", {"files": staged}
+    # Staged chunks are listed in file then line order, so "first" is the first delivered.
+    rows = pl.scan_parquet(staged)
+    dates = rows.select(pl.col("event_date").unique()).collect()["event_date"].to_list()
+    existing = [
+        str(p)
+        for d in dates
+        for p in sorted(partition_dir(settings.home, source, d).glob("*.parquet"))
+    ]
+    fresh = rows.unique(subset="event_id", keep="first", maintain_order=True)
+    if existing:
+        fresh = fresh.join(pl.scan_parquet(existing).select("event_id"), on="event_id", how="anti")
+    deduped = fresh.collect()
+    counts = deduped.group_by(FILE_SEQ).agg(
+        pl.len().alias("written"), (pl.col("event_date") < day).sum().alias("late")
+    )
+    written = dict(zip(counts[FILE_SEQ].to_list(), counts["written"].to_list(), strict=True))
+    late = dict(zip(counts[FILE_SEQ].to_list(), counts["late"].to_list(), strict=True))
+    out = stage / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"part-{day.isoformat()}-{run_id}.parquet"
+    for (event_date,), part in deduped.group_by("event_date"):
+        assert isinstance(event_date, date)
+        path = out / f"{event_date.isoformat()}-{name}"
+        # The partition value lives in the folder name (hive style), not in the file.
+        part.drop(FILE_SEQ, "event_date").sort("occurred_at", "event_id").write_parquet(
+            path, compression="zstd", statistics=True
         )
-        dates = [r[0] for r in con.execute("SELECT DISTINCT event_date FROM staged").fetchall()]
-        existing = [
-            str(p)
-            for d in dates
-            for p in sorted(partition_dir(settings.home, source, d).glob("*.parquet"))
-        ]
-        if existing:
-            con.execute(
-                "CREATE TEMP TABLE existing_ids AS SELECT DISTINCT event_id "
-                "FROM read_parquet($files)",
-                {"files": existing},
-            )
-        else:
-            con.execute("CREATE TEMP TABLE existing_ids (event_id VARCHAR)")
-        con.execute(sql("dedup_staged"))
-        counts = con.execute(
-            "SELECT _file_seq, count(*), count(*) FILTER (WHERE event_date < $day) "
-            "FROM deduped GROUP BY _file_seq",
-            {"day": day},
-        ).fetchall()
-        written = {int(seq): int(n) for seq, n, _ in counts}
-        late = {int(seq): int(n) for seq, _, n in counts}
-        out = stage / "out"
-        out.mkdir(parents=True, exist_ok=True)
-        for (event_date,) in con.execute(
-            "SELECT DISTINCT event_date FROM deduped ORDER BY 1"
-        ).fetchall():
-            name = f"part-{day.isoformat()}-{run_id}.parquet"
-            path = out / f"{event_date.isoformat()}-{name}"
-            # The partition value lives in the folder name (hive style), not in the file.
-            con.sql(
-                "SELECT * EXCLUDE (_file_seq, event_date) FROM deduped "
-                "WHERE event_date = $d ORDER BY occurred_at, event_id",
-                params={"d": event_date},
-            ).pl().write_parquet(path, compression="zstd", statistics=True)
-            moves.append((path, partition_dir(settings.home, source, event_date) / name))
-    finally:
-        con.close()
+        moves.append((path, partition_dir(settings.home, source, event_date) / name))
+    moves.sort(key=lambda m: str(m[1]))
     return written, late, moves
 
 

@@ -9,6 +9,7 @@ at the time of the query; the postcode becomes its area (the leading letters, ``
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 import polars as pl
@@ -25,11 +26,35 @@ def pseudonym(key: bytes, value: str, domain: str = "uln") -> str:
     return digest.hex()[:PID_HEX_CHARS]
 
 
+def pseudonyms(key: bytes, values: list[str], domain: str) -> list[str]:
+    """:func:`pseudonym` of many values, about twice as fast.
+
+    The HMAC's keyed inner and outer SHA-256 states are computed once and copied per
+    value, which is what ``hmac`` does internally on every call.
+    """
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
+    prefix = f"{domain}:".encode()
+    out: list[str] = []
+    for value in values:
+        i = inner()
+        i.update(prefix + value.encode())
+        o = outer()
+        o.update(i.digest())
+        out.append(o.hexdigest()[:PID_HEX_CHARS])
+    return out
+
+
 def pseudonymise_column(values: pl.Series, key: bytes, domain: str) -> pl.Series:
     """Pseudonyms of a string column; hashes each distinct value once."""
     uniques = values.drop_nulls().unique()
-    mapping = {v: pseudonym(key, v, domain) for v in uniques.to_list()}
-    return values.replace_strict(mapping, default=None, return_dtype=pl.String)
+    mapping = pl.DataFrame(
+        {"value": uniques, "pid": pl.Series(pseudonyms(key, uniques.to_list(), domain))},
+        schema={"value": pl.String, "pid": pl.String},
+    )
+    frame = values.rename("value").to_frame()
+    return frame.join(mapping, on="value", how="left", maintain_order="left")["pid"]
 
 
 def age_at(dob: pl.Expr, on: pl.Expr) -> pl.Expr:

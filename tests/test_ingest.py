@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from pipeline.ingest import ingest, recover_home
 from pipeline.lake import HomeBusy, commit_files, home_lock, lake_glob
+from pipeline.pseudonymise import pseudonym, pseudonyms
 from schemas.ingest import DeliveryStatus
 from schemas.settings import Settings, load_settings
 from tests.conftest import (
@@ -295,3 +296,8 @@ def test_rows_read_always_equals_written_plus_duplicates_plus_quarantined(
         assert report.total("rows_written") == len(good_ids)
         written = lake(s)["event_id"].to_list() if good_ids else []
         assert sorted(written) == sorted(good_ids)
+
+
+@given(st.binary(min_size=16, max_size=100), st.lists(st.text(max_size=12), max_size=20))
+def test_fast_pseudonyms_equal_the_standard_hmac(key: bytes, values: list[str]) -> None:
+    assert pseudonyms(key, values, "uln") == [pseudonym(key, v, "uln") for v in values]
