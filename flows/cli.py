@@ -6,13 +6,16 @@ import json
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from schemas.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from schemas.detection import Suspect
 
 app = typer.Typer(
     name="accesswatch",
@@ -197,45 +200,311 @@ def generate_cmd(
 
 @app.command("demo")
 def demo_cmd(
+    top: Annotated[int, typer.Option("--top", help="How many suspects to print.")] = 20,
     home: HomeOpt = None,
     landing: LandingOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on the committed sample: load reference data, ingest every delivery."""
-    from pipeline.ingest import ingest
-    from pipeline.reference import load_reference
+    """Run the main job on a landing folder (the committed sample in `make demo`): load
+    reference data, ingest every delivery, profile and score every day, print the suspects
+    of the last day."""
+    from rich.progress import Progress
+
+    from pipeline.rank import suspects
+    from pipeline.run import landing_days, run_landing
 
     settings = _settings(config, home=home, landing=landing)
-    load_reference(settings)
+    days = landing_days(settings)
+    if not days:
+        _fail(f"no deliveries under {settings.landing}")
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("ingest, then profile and score each day", total=len(days))
+        summary = run_landing(settings, progress=lambda d, i, n: bar.update(task, completed=i))
     table = Table(title=f"ingest of {settings.landing} into {settings.home}")
-    for col in (
-        "source",
-        "days",
-        "files",
-        "read",
-        "written",
-        "duplicates",
-        "quarantined",
-        "late",
-        "refused",
-    ):
+    for col in ("source", "files", "read", "written", "dups", "quarantined", "late", "refused"):
         table.add_column(col, justify="left" if col == "source" else "right")
-    for source in ("lrs", "npd"):
-        with console.status(f"ingesting {source}"):
-            report = ingest(settings, source, None)
-        committed = [d for d in report.deliveries if d.status.value != "skipped"]
+    for report in summary.ingests:
+        done = [d for d in report.deliveries if d.status.value != "skipped"]
         table.add_row(
-            source,
-            f"{len({d.delivery_day for d in report.deliveries}):,}",
+            report.source,
             f"{len(report.deliveries):,}",
-            f"{sum(d.rows_read for d in committed):,}",
-            f"{sum(d.rows_written for d in committed):,}",
-            f"{sum(d.duplicates for d in committed):,}",
-            f"{sum(d.quarantined for d in committed):,}",
-            f"{sum(d.late_events for d in committed):,}",
+            *(f"{sum(getattr(d, f) for d in done):,}" for f in ("rows_read", "rows_written",
+              "duplicates", "quarantined", "late_events")),
             f"{len(report.refused):,}",
+        )  # fmt: skip
+    console.print(table)
+    for report in summary.ingests:
+        for d in report.refused:
+            err.print(f"[yellow]refused[/] {d.source_file}: {d.reason}", highlight=False)
+    last = summary.days[-1]
+    console.print(f"[bold]Suspects on {last}[/] (top {top} of all organisations)")
+    _print_suspects(suspects(settings, last, top=top, by="org"), By.org)
+
+
+DayOpt = Annotated[str, typer.Option("--day", help="Day YYYY-MM-DD (Europe/London).")]
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class By(StrEnum):
+    org = "org"
+    account = "account"
+
+
+@app.command("profile")
+def profile_cmd(
+    day: DayOpt, home: HomeOpt = None, landing: LandingOpt = None, config: ConfigOpt = None
+) -> None:
+    """Build every organisation's usage profile (1/7/28-day features) for one day."""
+    from pipeline.profile import build_profiles
+
+    settings = _settings(config, home=home, landing=landing)
+    report = build_profiles(settings, _parse_day(day))
+    console.print(
+        f"{report.day}: {report.organisations:,} organisations "
+        f"({report.active_organisations:,} active), {report.accounts:,} accounts, "
+        f"{report.events_today:,} events, {report.seconds:.1f} s"
+    )
+
+
+@app.command("detect")
+def detect_cmd(
+    day: DayOpt, home: HomeOpt = None, landing: LandingOpt = None, config: ConfigOpt = None
+) -> None:
+    """Score every organisation and account of a profiled day; store scores and reasons."""
+    from pipeline.rank import NotProfiledError, detect
+
+    settings = _settings(config, home=home, landing=landing)
+    try:
+        report = detect(settings, _parse_day(day))
+    except NotProfiledError as e:
+        _fail(str(e))
+        return
+    console.print(
+        f"{report.day}: scored {report.organisations:,} organisations and "
+        f"{report.accounts:,} accounts; {report.rule_hits:,} rule hits "
+        f"({report.hard_facts:,} hard facts); {report.suspects:,} suspects; "
+        f"{report.seconds:.1f} s"
+    )
+
+
+@app.command("suspects")
+def suspects_cmd(
+    day: DayOpt,
+    top: Annotated[int, typer.Option("--top", help="How many to list.")] = 20,
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+    by: Annotated[By, typer.Option("--by", help="Rank organisations or accounts.")] = By.org,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print the ranked list of suspect organisations (or accounts) as of a day."""
+    from pipeline.rank import suspects
+
+    settings = _settings(config, home=home)
+    rows = suspects(settings, _parse_day(day), top=top, by=by.value)
+    if fmt is Format.json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+    elif fmt is Format.csv:
+        _print_csv(rows)
+    else:
+        _print_suspects(rows, by)
+
+
+def _print_csv(rows: list[Suspect]) -> None:
+    import csv
+    import sys
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(
+        ["rank", "org_id", "org_name", "org_type", "user_name", "score", "rules", "reasons",
+         "accounts", "first_flagged", "triage_status"]
+    )  # fmt: skip
+    for r in rows:
+        writer.writerow(
+            [
+                r.rank,
+                r.org_id,
+                r.org_name,
+                r.org_type,
+                r.user_name or "",
+                f"{r.score:.1f}",
+                ";".join(r.rules),
+                " | ".join(x.text for x in r.reasons),
+                ";".join(f"{a.user_name}:{a.share:.0%}" for a in r.accounts),
+                r.first_flagged.isoformat(),
+                r.triage_status,
+            ]
+        )
+
+
+def _print_suspects(rows: list[Suspect], by: By) -> None:
+    table = Table(show_lines=True)
+    for col in ("#", "organisation", "score", "rules", "reasons", "accounts", "flagged"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        who = f"{r.org_id} {r.org_name}\n[dim]{r.org_type}[/]"
+        if by is By.account and r.user_name:
+            who += f"\naccount [bold]{r.user_name}[/]"
+        table.add_row(
+            str(r.rank),
+            who,
+            f"{r.score:.0f}",
+            "\n".join(r.rules) or "-",
+            "\n".join(f"- {x.text}" for x in r.reasons) or "-",
+            "\n".join(f"{a.user_name} {a.share:.0%}" for a in r.accounts) or "-",
+            f"{r.first_flagged}\n{r.triage_status}",
         )
     console.print(table)
+
+
+@app.command("explain")
+def explain_cmd(
+    org: Annotated[str, typer.Argument(help="Organisation id, e.g. ORG00050.")],
+    day: DayOpt,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show why an organisation scored as it did: features vs peers, timeline, evidence."""
+    from pipeline.rank import explain
+
+    settings = _settings(config, home=home)
+    try:
+        ex = explain(settings, org, _parse_day(day))
+    except (KeyError, ValueError, LookupError) as e:
+        _fail(str(e))
+        return
+    if fmt is Format.json:
+        print(ex.model_dump_json(indent=2))
+        return
+    rank = f"rank {ex.rank}" if ex.rank else "unranked"
+    console.print(
+        f"[bold]{ex.org_id} {ex.org_name}[/] ({ex.org_type}, peers: {ex.peer_group}) on "
+        f"{ex.day}: score {ex.score:.0f}, {rank}",
+        highlight=False,
+    )
+    for reason in ex.reasons:
+        console.print(f"  - {reason.text}", highlight=False)
+    features = Table(title="features against peers")
+    for col in ("feature", "value", "peer median", "peer z", "meaning"):
+        features.add_column(col, overflow="fold")
+    for f in ex.features:
+        features.add_row(
+            f.feature,
+            _num(f.value),
+            _num(f.peer_median),
+            _num(f.peer_z),
+            f.text,
+        )
+    console.print(features)
+    timeline = " ".join(f"{p.day:%d %b}:{p.score:.0f}" for p in ex.timeline)
+    console.print(f"[bold]score timeline[/] {timeline}", highlight=False)
+    for hit in ex.rule_hits:
+        console.print(
+            f"[bold]{hit.rule_id}[/] ({hit.severity}) {hit.message or hit.description}",
+            highlight=False,
+        )
+        counts = ", ".join(f"{k} {v:,.0f}" for k, v in hit.evidence.counts.items())
+        if counts:
+            console.print(f"    counts: {counts}", highlight=False)
+        for e in hit.evidence.examples:
+            console.print(
+                f"    {e.occurred_at:%Y-%m-%d %H:%M} {e.user_name} {e.operation} "
+                f"learner {e.learner_pid or '-'} (event {e.event_id})",
+                highlight=False,
+            )
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.3g}"
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    world: Annotated[
+        Path | None, typer.Option("--world", help="A generated world: runs the whole job on it.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="labels.csv for an already processed home.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the figures as Markdown here.")
+    ] = None,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Precision/recall@K, ranks and delays on a labelled world, beside two baselines."""
+    import shlex
+    import sys
+
+    from rich.progress import Progress
+
+    from pipeline.evaluate import evaluate_home, write_markdown
+    from pipeline.run import run_landing
+
+    if (world is None) == (labels is None):
+        _fail("give either --world DIR or --labels FILE")
+    overrides: dict[str, object] = {"home": home}
+    if world is not None:
+        overrides["landing"] = world / "landing"
+        labels = world / "truth" / "labels.csv"
+    settings = _settings(config, **overrides)
+    assert labels is not None
+    if world is not None:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("ingest, profile and detect", total=None)
+            run_landing(settings, progress=lambda d, i, n: bar.update(task, completed=i, total=n))
+    results = evaluate_home(settings, labels)
+    table = Table(title=f"evaluation against {labels}")
+    table.add_column("method")
+    for k in results[0].precision:
+        table.add_column(f"P@{k}", justify="right")
+    for k in results[0].recall:
+        table.add_column(f"R@{k}", justify="right")
+    table.add_column("detected", justify="right")
+    table.add_column("median days", justify="right")
+    table.add_column("max decoys top 20", justify="right")
+    for m in results:
+        table.add_row(
+            m.method,
+            *[f"{v:.2f}" for v in m.precision.values()],
+            *[f"{v:.2f}" for v in m.recall.values()],
+            f"{m.detected}/{len(m.labels)}",
+            _num(m.median_days_to_detect),
+            str(m.max_decoys.get(20, "-")),
+        )
+    console.print(table)
+    ours = results[0]
+    detail = Table(title="labelled organisations (accesswatch)")
+    for col in (
+        "org",
+        "scenario",
+        "onset",
+        "best rank",
+        "days to top 20",
+        "top reason",
+        "names it",
+    ):
+        detail.add_column(col, overflow="fold")
+    for lab in ours.labels:
+        detail.add_row(
+            lab.org_id,
+            lab.scenario,
+            str(lab.start_date),
+            _num(lab.best_rank),
+            _num(lab.days_to_detect),
+            lab.top_reason or "-",
+            {True: "yes", False: "no", None: "-"}[lab.reason_matches],
+        )
+    console.print(detail)
+    if report is not None:
+        command = "accesswatch " + shlex.join(sys.argv[1:])
+        write_markdown(report, results, labels, command)
+        console.print(f"wrote {report}")
 
 
 def _parse_day(text: str) -> date:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.detection import ReasonRow, RuleHitRow, ScoreRow, SuspectRow
 from schemas.frames import duckdb_columns
 from schemas.ingest import DeliveryReport
 from schemas.reference import Agreement, Organisation
@@ -22,6 +23,12 @@ TABLES: dict[str, str] = {
     "ingest_ledger": duckdb_columns(DeliveryReport),
     "organisations": duckdb_columns(Organisation),
     "agreements": duckdb_columns(Agreement),
+    # detection outputs (pipeline.rank); features and daily summaries are created by
+    # pipeline.profile from its feature registry and SQL
+    "scores": duckdb_columns(ScoreRow),
+    "rule_hits": duckdb_columns(RuleHitRow),
+    "reasons": duckdb_columns(ReasonRow),
+    "suspects": duckdb_columns(SuspectRow),
 }
 
 

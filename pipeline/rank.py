@@ -1,0 +1,813 @@
+"""Ranking: score every organisation and account of a day, explain, and keep the ranked list.
+
+``detect(settings, day)`` reads the day's ``features`` / ``account_features`` (built by
+:func:`pipeline.profile.build_profiles`), fits the detectors on that day's rows (rules,
+IsolationForest, ECOD; unsupervised, so every day is fitted on its own population), and
+replaces the day's rows of ``scores``, ``rule_hits``, ``reasons`` and ``suspects`` in one
+transaction. ``suspects`` reads the stored list; ``explain`` assembles one org's story.
+
+Behaviour at the edges (tested):
+
+- an org with no activity has NULL shares; models score only active rows (calls in the
+  7-day window) and give the others a model part of 0, so their score comes from rules
+  (e.g. NPD breaches) alone;
+- fewer than ``models.min_fit_rows`` active rows (an empty or partial day): models are not
+  fitted, every score comes from rules alone; nothing fails;
+- a brand-new org has NULL history changes (no baseline) and is compared with peers only;
+- an org type with few active orgs is compared with its type, then with all orgs;
+- scores, values and peer values are never NaN in the outputs (NULL when unknown).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from detectors.base import Contribution
+from detectors.ensemble import EnsembleDetector
+from detectors.models import EcodDetector, IsolationForestDetector, _ModelDetector
+from detectors.rules import RuleDetector, load_config, plain_format
+from pipeline.lake import home_lock, partition_dir
+from pipeline.profile import (
+    ACCOUNT_FEATURE_MAP,
+    FEATURES,
+    WINDOW_DAYS,
+    Feature,
+    Kind,
+    format_value,
+    model_features,
+    read_features,
+)
+from pipeline.sql import sql
+from pipeline.warehouse import connect
+from schemas.detection import (
+    AccountShare,
+    DetectionConfig,
+    DetectReport,
+    Evidence,
+    ExampleEvent,
+    FeatureComparison,
+    Level,
+    OrgExplanation,
+    Reason,
+    RuleHit,
+    ScoreRow,
+    Suspect,
+    TimelinePoint,
+)
+from schemas.settings import Settings
+
+OUTPUT_TABLES = ("scores", "rule_hits", "reasons", "suspects")
+TIMELINE_DAYS = 28
+
+
+class NotProfiledError(LookupError):
+    """The day has no features (run ``build_profiles`` first) or no detection results."""
+
+
+# --- Scoring ------------------------------------------------------------------------------
+
+
+def _directions(level: Level) -> dict[str, int]:
+    registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
+    return {name: f.direction for name, f in registry.items()}
+
+
+def build_ensemble(cfg: DetectionConfig, level: Level, columns: list[str]) -> EnsembleDetector:
+    """The detectors for one level, reading the configured (or default) model features."""
+    chosen = cfg.models.org_features if level is Level.org else cfg.models.account_features
+    feats = list(chosen) if chosen else model_features(level.value)
+    feats = [f for f in feats if f in columns]
+    directions = _directions(level)
+    m = cfg.models
+    models: list[_ModelDetector] = [
+        IsolationForestDetector(
+            features=feats,
+            directions=directions,
+            n_estimators=m.iforest.n_estimators,
+            max_samples=m.iforest.max_samples,
+            max_features=m.iforest.max_features,
+            contamination=m.iforest.contamination,
+            seed=m.seed,
+        ),
+        EcodDetector(features=feats, directions=directions, contamination=m.ecod.contamination),
+    ]
+    return EnsembleDetector(
+        rules=RuleDetector(
+            rules=cfg.rules, level=level, ensemble=cfg.ensemble, formatter=_formatter(level)
+        ),
+        models=models if feats else [],
+        config=cfg.ensemble,
+        active=m.active_feature,
+        min_fit_rows=m.min_fit_rows,
+    )
+
+
+def _formatter(level: Level) -> Callable[[str, float], str]:
+    registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
+
+    def fmt(feature: str, value: float) -> str:
+        f = registry.get(feature)
+        if f is None:
+            return plain_format(feature, value)
+        if f.kind is Kind.z:
+            return f"{value:.1f} robust z"
+        return format_value(f, value)
+
+    return fmt
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def _peer_text(f: Feature, row: dict[str, Any], level: Level) -> tuple[str, float | None]:
+    """The reason text of a base feature with its peers' typical value, and that value."""
+    value = _finite(row.get(f.name))
+    pm = _finite(row.get(f"{f.name}_pm"))
+    text = f.phrase.replace("{v}", format_value(f, value))
+    if pm is not None:
+        group = row.get("peer_group") if level is Level.org else f"{row.get('org_type')} accounts"
+        text += f"; {group or 'peers'}: {format_value(f, pm)}"
+    return text, pm
+
+
+def _model_reason(c: Contribution, row: dict[str, Any], level: Level) -> Reason | None:
+    registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
+    derived = registry.get(c.feature)
+    if derived is None:
+        return None
+    base = registry.get(derived.base)
+    if base is None or _finite(row.get(base.name)) is None:
+        return None
+    if derived.kind is Kind.delta:
+        delta = _finite(row.get(derived.name))
+        if delta is None:
+            return None
+        value = _finite(row.get(base.name))
+        text = base.phrase.replace("{v}", format_value(base, value))
+        if base.kind is Kind.tally:
+            text += f"; {math.exp(delta):.1f}x its usual daily rate"
+        else:
+            before = None if value is None else value - delta
+            text += f"; its own usual: {format_value(base, before)}"
+        return Reason(feature=base.name, text=text, value=value, contribution=c.contribution)
+    text, pm = _peer_text(base, row, level)
+    return Reason(
+        feature=base.name,
+        text=text,
+        value=_finite(row.get(base.name)),
+        peer_value=pm,
+        contribution=round(c.contribution, 4),
+    )
+
+
+def _reasons(
+    row: dict[str, Any],
+    hits: list[RuleHit],
+    contributions: list[Contribution],
+    level: Level,
+    cfg: DetectionConfig,
+) -> list[Reason]:
+    """Rules first (most severe first), then the model features that drive the score; one
+    reason per feature family (``search_share_1d`` and ``_7d`` say the same thing)."""
+    registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    out: list[Reason] = []
+    seen: set[str] = set()
+
+    def family(name: str) -> str:
+        f = registry.get(name)
+        if f is None:
+            return name
+        if f.kind in (Kind.z, Kind.peer, Kind.delta):
+            f = registry.get(f.base, f)
+        return f.base or f.name
+
+    for h in sorted(hits, key=lambda h: (order[h.severity.value], h.rule_id)):
+        f = registry.get(h.feature)
+        base = registry.get(f.base) if f is not None and f.kind is Kind.z else f
+        who = f"account {h.user_name}: " if h.user_name and level is Level.org else ""
+        key = f"{h.user_name}/{family(h.feature)}"
+        if key in seen and not h.hard_fact:
+            continue
+        seen.add(key)
+        text = f"{h.rule_id}: {who}{h.message}"
+        pm = None
+        if base is not None and not who:
+            pm = _finite(row.get(f"{base.name}_pm"))
+            if pm is not None:
+                group = (
+                    row.get("peer_group")
+                    if level is Level.org
+                    else f"{row.get('org_type')} accounts"
+                )
+                text += f"; {group or 'peers'}: {format_value(base, pm)}"
+            seen.add(f"/{family(base.name)}")
+        out.append(
+            Reason(
+                feature=h.feature,
+                text=text,
+                value=_finite(h.value),
+                peer_value=pm,
+                contribution=1.0,
+            )
+        )
+    for c in contributions:
+        derived = registry.get(c.feature)
+        if derived is None or f"/{family(c.feature)}" in seen:
+            continue
+        if derived.kind is Kind.z and abs(_finite(row.get(c.feature)) or 0.0) < (
+            cfg.ranking.min_reason_z
+        ):
+            continue
+        r = _model_reason(c, row, level)
+        if r is not None:
+            out.append(r)
+            seen.add(f"/{family(c.feature)}")
+    return out[: cfg.ranking.max_reasons]
+
+
+def _score_level(
+    features: pl.DataFrame, cfg: DetectionConfig, level: Level
+) -> tuple[pl.DataFrame, list[RuleHit], EnsembleDetector]:
+    """Scores of every row (columns rules, iforest, ecod, models, score, hard_fact)."""
+    det = build_ensemble(cfg, level, features.columns).fit(features)
+    parts = det.parts(features)
+    keys = ["org_id", "user_name"] if level is Level.account else ["org_id"]
+    scored = features.select(keys).with_columns(
+        pl.Series("rules", parts["rules"]),
+        pl.Series("iforest", parts.get("iforest", np.zeros(features.height))),
+        pl.Series("ecod", parts.get("ecod", np.zeros(features.height))),
+        pl.Series("models", parts["models"]),
+        pl.Series("score", np.round(parts["score"], 2)),
+        pl.Series("hard_fact", parts["hard"] > 0),
+    )
+    if level is Level.org:
+        scored = scored.with_columns(pl.lit("").alias("user_name"))
+    hits = det.rules.hits(features)
+    return scored, hits, det
+
+
+def _fold_accounts(org_s: pl.DataFrame, acc_s: pl.DataFrame, cfg: DetectionConfig) -> pl.DataFrame:
+    """An org scores at least ``account_weight`` x its worst account (a stolen account
+    inside a normal org surfaces the org too); account hard facts count for the org."""
+    if acc_s.is_empty():
+        return org_s
+    worst = acc_s.group_by("org_id").agg(
+        pl.col("score").max().alias("_a_score"),
+        pl.col("rules").max().alias("_a_rules"),
+        pl.col("hard_fact").any().alias("_a_hard"),
+    )
+    w = cfg.ensemble.account_weight
+    return (
+        org_s.join(worst, on="org_id", how="left")
+        .with_columns(
+            pl.max_horizontal("score", (pl.col("_a_score").fill_null(0.0) * w).round(2)),
+            pl.max_horizontal("rules", pl.col("_a_rules").fill_null(0.0)),
+            pl.col("hard_fact") | pl.col("_a_hard").fill_null(False),
+        )
+        .drop("_a_score", "_a_rules", "_a_hard")
+    )
+
+
+def _keys(ranked: pl.DataFrame) -> set[tuple[str, str]]:
+    return set(zip(ranked["org_id"].to_list(), ranked["user_name"].to_list(), strict=True))
+
+
+def _rows(
+    features: pl.DataFrame, keys: set[tuple[str, str]], account: bool = False
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Feature rows (as dicts) of the given (org_id, user_name) keys only."""
+    if features.is_empty() or not keys:
+        return {}
+    if account:
+        wanted = pl.DataFrame(
+            {"org_id": [k[0] for k in keys], "user_name": [k[1] for k in keys]},
+            schema={"org_id": pl.String, "user_name": pl.String},
+        )
+        sub = features.join(wanted, on=["org_id", "user_name"], how="semi")
+        return {(r["org_id"], r["user_name"]): r for r in sub.iter_rows(named=True)}
+    sub = features.filter(pl.col("org_id").is_in([k[0] for k in keys]))
+    return {(r["org_id"], ""): r for r in sub.iter_rows(named=True)}
+
+
+def _ranked(scored: pl.DataFrame) -> pl.DataFrame:
+    """Rows by score (hard facts and rule parts break ties), with their rank."""
+    return scored.sort(
+        ["score", "hard_fact", "rules", "models", "org_id", "user_name"],
+        descending=[True, True, True, True, False, False],
+    ).with_row_index("rank", offset=1)
+
+
+# --- Evidence -----------------------------------------------------------------------------
+
+
+def _window_files(settings: Settings, source: str, lo: date, hi: date) -> list[str]:
+    out: list[str] = []
+    d = lo
+    while d <= hi:
+        folder = partition_dir(settings.home, source, d)
+        if folder.is_dir():
+            out += [str(p) for p in sorted(folder.glob("*.parquet"))]
+        d += timedelta(days=1)
+    return out
+
+
+def _attach_evidence(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    cfg: DetectionConfig,
+    day: date,
+    hits: list[RuleHit],
+    rows: dict[tuple[str, str], dict[str, Any]],
+) -> list[RuleHit]:
+    """Rule hits with counts (the features they read) and a few pseudonymised examples."""
+    if not hits:
+        return []
+    by_id = {r.id: r for r in cfg.rules}
+    lo = day - timedelta(days=WINDOW_DAYS["7d"] - 1)
+    n = cfg.ranking.evidence_examples
+    examples: dict[tuple[str, str, str], list[ExampleEvent]] = defaultdict(list)
+    if n > 0:
+        lrs_wanted = {
+            (h.org_id, h.user_name, by_id[h.rule_id].evidence.value)
+            for h in hits
+            if by_id[h.rule_id].evidence.value != "npd"
+        }
+        npd_wanted = {h.org_id for h in hits if by_id[h.rule_id].evidence.value == "npd"}
+        prof = cfg.profile
+        if lrs_wanted:
+            ukprns = dict(
+                con.execute(
+                    "SELECT org_id, ukprn FROM organisations WHERE ukprn IS NOT NULL"
+                ).fetchall()
+            )
+            wanted = pl.DataFrame(
+                [
+                    {"org_id": o, "ukprn": ukprns.get(o), "user_name": u, "kind": k}
+                    for o, u, k in sorted(lrs_wanted)
+                    if ukprns.get(o)
+                ],
+                schema={"org_id": pl.String, "ukprn": pl.String, "user_name": pl.String,
+                        "kind": pl.String},
+            )  # fmt: skip
+            params = {
+                "examples": n,
+                "tz": settings.timezone,
+                "office_start": prof.office_start_hour,
+                "office_end": prof.office_end_hour,
+                "script_pattern": prof.script_agent_pattern,
+            }
+            # today's events first; the rest of the 7-day window only for hits without any
+            for files in (
+                _window_files(settings, "lrs", day, day),
+                _window_files(settings, "lrs", lo, day - timedelta(days=1)),
+            ):
+                if not files or not wanted.height:
+                    continue
+                con.register("wanted", wanted)
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE evidence_lrs AS SELECT ukprn, user_name, "
+                    "event_id, occurred_at, operation, learner_pid, uln_valid, user_agent "
+                    "FROM read_parquet($files, hive_partitioning = false) "
+                    "WHERE ukprn IN (SELECT ukprn FROM wanted)",
+                    {"files": files},
+                )
+                for org, user_key, kind, eid, at, user, op, pid in con.execute(
+                    sql("rank_evidence"), params
+                ).fetchall():
+                    examples[(org, user_key, kind)].append(
+                        ExampleEvent(
+                            event_id=eid, occurred_at=at, user_name=user, operation=op,
+                            learner_pid=pid,
+                        )
+                    )  # fmt: skip
+                con.unregister("wanted")
+                wanted = wanted.filter(
+                    ~pl.struct("org_id", "user_name", "kind").is_in(
+                        [{"org_id": o, "user_name": u, "kind": k} for o, u, k in examples]
+                    )
+                )
+        if npd_wanted:
+            files = _window_files(settings, "npd", lo, day)
+            if files:
+                con.register("wanted_npd", pl.DataFrame({"org_id": sorted(npd_wanted)}))
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE evidence_npd AS SELECT * FROM "
+                    "read_parquet($files, hive_partitioning = false)",
+                    {"files": files},
+                )
+                for org, eid, at, user, op, pid in con.execute(
+                    sql("rank_npd_evidence"), {"examples": n}
+                ).fetchall():
+                    examples[(org, "", "npd")].append(
+                        ExampleEvent(
+                            event_id=eid, occurred_at=at, user_name=user, operation=op,
+                            learner_pid=pid,
+                        )
+                    )  # fmt: skip
+                con.unregister("wanted_npd")
+    out = []
+    for h in hits:
+        rule = by_id[h.rule_id]
+        row = rows.get((h.org_id, h.user_name), {})
+        counts = {}
+        for c in [*rule.conditions(), None]:
+            name = c.feature if c is not None else rule.volume_feature
+            v = _finite(row.get(name))
+            if v is not None:
+                counts[name] = round(v, 4)
+        ex = examples.get((h.org_id, h.user_name, rule.evidence.value), [])
+        out.append(h.model_copy(update={"evidence": Evidence(counts=counts, examples=ex)}))
+    return out
+
+
+# --- Detect -------------------------------------------------------------------------------
+
+
+def _first_flagged(
+    con: duckdb.DuckDBPyConnection, cfg: DetectionConfig, day: date, level: str
+) -> dict[tuple[str, str], date]:
+    lo = day - timedelta(days=cfg.ranking.flag_lookback_days)
+    rows = con.execute(
+        "SELECT org_id, user_name, min(day) FROM suspects "
+        "WHERE level = $level AND day >= $lo AND day < $day AND rank <= $top "
+        "GROUP BY org_id, user_name",
+        {"level": level, "lo": lo, "day": day, "top": cfg.ranking.flag_top},
+    ).fetchall()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def _account_shares(
+    acc_scored: pl.DataFrame, acc_features: pl.DataFrame, cfg: DetectionConfig
+) -> dict[str, list[AccountShare]]:
+    """Per org, accounts most responsible first; share = score x calls among the org's."""
+    if acc_scored.is_empty():
+        return {}
+    calls = acc_features.select("org_id", "user_name", pl.col("calls_7d").fill_null(0.0))
+    frame = acc_scored.join(calls, on=["org_id", "user_name"], how="left").with_columns(
+        (pl.col("score") * pl.col("calls_7d").fill_null(0.0)).alias("_w")
+    )
+    frame = frame.with_columns(
+        (pl.col("_w") / pl.col("_w").sum().over("org_id")).fill_nan(0.0).fill_null(0.0).alias("_s")
+    ).sort(["org_id", "_w", "user_name"], descending=[False, True, False])
+    out: dict[str, list[AccountShare]] = defaultdict(list)
+    for org, user, share, score in frame.select("org_id", "user_name", "_s", "score").iter_rows():
+        if len(out[org]) < cfg.ranking.max_accounts and share > 0:
+            out[org].append(
+                AccountShare(
+                    user_name=user,
+                    share=round(min(max(share, 0.0), 1.0), 4),
+                    score=round(min(max(score, 0.0), 100.0), 2),
+                )
+            )
+    return out
+
+
+def detect(
+    settings: Settings,
+    day: date,
+    config: DetectionConfig | None = None,
+    lock_wait_seconds: float = 0.0,
+) -> DetectReport:
+    """Score every org and account of ``day`` and store scores, hits, reasons, suspects.
+
+    Raises :class:`NotProfiledError` when ``day`` has no features. Re-running a day
+    replaces its rows in one transaction.
+    """
+    cfg = config or load_config()
+    started = time.perf_counter()
+    with home_lock(settings.home, lock_wait_seconds, purpose="detect"), connect(settings) as con:
+        org_f = read_features(con, day, "org")
+        if org_f.is_empty():
+            raise NotProfiledError(f"no features for {day}: run the profile step first")
+        acc_f = read_features(con, day, "account")
+        org_s, org_hits, org_det = _score_level(org_f, cfg, Level.org)
+        if acc_f.is_empty():
+            acc_s = pl.DataFrame(
+                schema={"org_id": pl.String, "user_name": pl.String, "rules": pl.Float64,
+                        "iforest": pl.Float64, "ecod": pl.Float64, "models": pl.Float64,
+                        "score": pl.Float64, "hard_fact": pl.Boolean},
+            )  # fmt: skip
+            acc_hits: list[RuleHit] = []
+            acc_det = None
+        else:
+            acc_s, acc_hits, acc_det = _score_level(acc_f, cfg, Level.account)
+        org_s = _fold_accounts(org_s, acc_s, cfg)
+        top_org = _ranked(org_s).head(cfg.ranking.store_top)
+        top_acc = _ranked(acc_s).head(cfg.ranking.store_top)
+        org_rows = _rows(org_f, {(h.org_id, "") for h in org_hits} | _keys(top_org))
+        acc_rows = _rows(
+            acc_f, {(h.org_id, h.user_name) for h in acc_hits} | _keys(top_acc), account=True
+        )
+        hits = _attach_evidence(con, settings, cfg, day, org_hits, org_rows)
+        hits += _attach_evidence(con, settings, cfg, day, acc_hits, acc_rows)
+        orgs = {
+            r[0]: (r[1], r[2])
+            for r in con.execute("SELECT org_id, name, org_type FROM organisations").fetchall()
+        }
+        shares = _account_shares(acc_s, acc_f, cfg)
+        hits_by: dict[tuple[str, str], list[RuleHit]] = defaultdict(list)
+        org_hits_all: dict[str, list[RuleHit]] = defaultdict(list)
+        for h in hits:
+            hits_by[(h.org_id, h.user_name)].append(h)
+            org_hits_all[h.org_id].append(h)
+
+        tables: dict[str, list[dict[str, Any]]] = {t: [] for t in OUTPUT_TABLES}
+        frames_scores: list[pl.DataFrame] = []
+        for level, scored, feats, det, rows_by in (
+            (Level.org, org_s, org_f, org_det, org_rows),
+            (Level.account, acc_s, acc_f, acc_det, acc_rows),
+        ):
+            frames_scores.append(
+                scored.with_columns(pl.lit(day).alias("day"), pl.lit(level.value).alias("level"))
+            )
+            if det is None or scored.is_empty():
+                continue
+            ranked = top_org if level is Level.org else top_acc
+            keys = list(zip(ranked["org_id"], ranked["user_name"], strict=True))
+            key_cols = ["org_id", "user_name"] if level is Level.account else ["org_id"]
+            top = ranked.select(key_cols).join(
+                feats, on=key_cols, how="left", maintain_order="left"
+            )
+            contributions = _model_contributions(det, top)
+            flagged = _first_flagged(con, cfg, day, level.value)
+            for i, (rank, (org, user)) in enumerate(
+                zip(ranked["rank"].to_list(), keys, strict=True)
+            ):
+                row = rows_by.get((org, user), {})
+                own = (
+                    org_hits_all.get(org, [])
+                    if level is Level.org
+                    else hits_by.get((org, user), [])
+                )
+                reasons = _reasons(row, own, contributions[i], level, cfg)
+                for pos, reason in enumerate(reasons, start=1):
+                    tables["reasons"].append(
+                        {"day": day, "level": level.value, "org_id": org, "user_name": user,
+                         "position": pos, **reason.model_dump()}
+                    )  # fmt: skip
+                first = flagged.get((org, user))
+                if first is None:
+                    first = day
+                status = "recurring" if first < day else "new"
+                name, org_type = orgs.get(org, (org, "unknown"))
+                tables["suspects"].append(
+                    {
+                        "day": day,
+                        "level": level.value,
+                        "rank": int(rank),
+                        "org_id": org,
+                        "user_name": user,
+                        "org_name": name,
+                        "org_type": org_type,
+                        "score": float(ranked["score"][i]),
+                        "rules": json.dumps(sorted({h.rule_id for h in own})),
+                        "reasons": json.dumps([x.model_dump(mode="json") for x in reasons]),
+                        "accounts": json.dumps(
+                            [a.model_dump(mode="json") for a in shares.get(org, [])]
+                            if level is Level.org
+                            else []
+                        ),
+                        "first_flagged": first,
+                        "triage_status": status,
+                    }
+                )
+        for h in hits:
+            level = Level.account if h.user_name else Level.org
+            tables["rule_hits"].append(
+                {
+                    "day": day,
+                    "level": level.value,
+                    "org_id": h.org_id,
+                    "user_name": h.user_name,
+                    "rule_id": h.rule_id,
+                    "severity": h.severity.value,
+                    "hard_fact": h.hard_fact,
+                    "feature": h.feature,
+                    "value": h.value,
+                    "threshold": h.threshold,
+                    "message": h.message,
+                    "evidence": h.evidence.model_dump_json(),
+                }
+            )
+        _write_outputs(con, day, tables, pl.concat(frames_scores, how="diagonal_relaxed"))
+    return DetectReport(
+        day=day,
+        organisations=org_f.height,
+        accounts=acc_f.height,
+        scored_by_models=int((org_s["models"] > 0).sum()),
+        rule_hits=len(hits),
+        hard_facts=sum(1 for h in hits if h.hard_fact),
+        suspects=sum(1 for s in tables["suspects"] if s["level"] == "org"),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _model_contributions(det: EnsembleDetector, top: pl.DataFrame) -> list[list[Contribution]]:
+    """Per row of ``top``: model contributions, weighted by the ensemble weights, merged."""
+    rows: list[list[Contribution]] = [[] for _ in range(top.height)]
+    if not det.models_fitted_ or top.is_empty():
+        return rows
+    weights = det.config_.weights
+    for m in det.models:
+        w = weights.get(m.name, 0.0)
+        for i, row in enumerate(m.explain(top, top=8)):
+            rows[i] += [
+                Contribution(c.feature, c.contribution * w, c.value, c.rule_id) for c in row
+            ]
+    merged = []
+    for row in rows:
+        acc: dict[str, float] = defaultdict(float)
+        vals: dict[str, float | None] = {}
+        for c in row:
+            acc[c.feature] += c.contribution
+            vals[c.feature] = c.value
+        merged.append(
+            [Contribution(f, v, vals[f]) for f, v in sorted(acc.items(), key=lambda kv: -kv[1])]
+        )
+    return merged
+
+
+def _write_outputs(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    tables: dict[str, list[dict[str, Any]]],
+    scores: pl.DataFrame,
+) -> None:
+    """Replace ``day``'s rows of the output tables in one transaction."""
+    frames: dict[str, pl.DataFrame | None] = {}
+    for table, rows in tables.items():
+        if table == "scores":
+            frames[table] = scores.select(list(ScoreRow.model_fields))
+            continue
+        cols = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = $t "
+                "AND database_name <> 'temp' ORDER BY column_index",
+                {"t": table},
+            ).fetchall()
+        ]
+        frames[table] = pl.DataFrame(rows, infer_schema_length=None).select(cols) if rows else None
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, frame in frames.items():
+            con.execute(f"DELETE FROM {table} WHERE day = $d", {"d": day})
+            if frame is not None and frame.height:
+                con.register("_out", frame)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _out")
+                con.unregister("_out")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+# --- Reading the results ------------------------------------------------------------------
+
+
+def _has_results(con: duckdb.DuckDBPyConnection, day: date) -> bool:
+    rows = con.execute("SELECT count(*) FROM scores WHERE day = $d", {"d": day}).fetchall()
+    return bool(rows and rows[0][0])
+
+
+def suspects(settings: Settings, day: date, top: int = 20, by: str = "org") -> list[Suspect]:
+    """The ranked list of ``day`` (orgs, or accounts with ``by="account"``), best first.
+
+    At most ``ranking.store_top`` rows are kept per day. ``first_flagged`` is the first day
+    within ``flag_lookback_days`` on which the org (account) ranked within ``flag_top``
+    (today when never before); ``triage_status`` is ``new`` when that is today, else
+    ``recurring``. Raises :class:`NotProfiledError` when ``detect`` has not run for ``day``.
+    """
+    if by not in ("org", "account"):
+        raise ValueError(f"by must be 'org' or 'account', got {by!r}")
+    with connect(settings, read_only=True) as con:
+        if not _has_results(con, day):
+            raise NotProfiledError(f"no detection results for {day}: run detect first")
+        cur = con.execute(
+            "SELECT * FROM suspects WHERE day = $d AND level = $l ORDER BY rank LIMIT $k",
+            {"d": day, "l": by, "k": top},
+        )
+        names = [d[0] for d in cur.description or []]
+        rows = cur.fetchall()
+    return [_suspect(dict(zip(names, r, strict=True)), by) for r in rows]
+
+
+def _suspect(r: dict[str, Any], by: str) -> Suspect:
+    return Suspect(
+        rank=r["rank"],
+        org_id=r["org_id"],
+        org_name=r["org_name"],
+        org_type=r["org_type"],
+        user_name=r["user_name"] if by == "account" else None,
+        score=r["score"],
+        rules=json.loads(r["rules"]),
+        reasons=[Reason.model_validate(x) for x in json.loads(r["reasons"])],
+        accounts=[AccountShare.model_validate(x) for x in json.loads(r["accounts"])],
+        first_flagged=r["first_flagged"],
+        triage_status=r["triage_status"],
+    )
+
+
+def explain(
+    settings: Settings, org_id: str, day: date, config: DetectionConfig | None = None
+) -> OrgExplanation:
+    """Feature values against peers (key features, largest peer z first), the daily score
+    timeline over the last 28 days, rule hits with evidence, reasons and accounts.
+
+    Raises :class:`NotProfiledError` when ``detect`` has not run for ``day`` and
+    ``KeyError`` for an unknown org. An org outside the stored top list has ``rank=None``.
+    """
+    with connect(settings, read_only=True) as con:
+        if not _has_results(con, day):
+            raise NotProfiledError(f"no detection results for {day}: run detect first")
+        found = con.execute(
+            "SELECT name, org_type FROM organisations WHERE org_id = $o", {"o": org_id}
+        ).fetchall()
+        if not found:
+            raise KeyError(f"unknown organisation {org_id!r}")
+        org = found[0]
+        feats = read_features(con, day, "org").filter(pl.col("org_id") == org_id)
+        row = feats.row(0, named=True) if feats.height else {}
+        score_rows = con.execute(
+            "SELECT s.day, s.score, x.rank FROM scores AS s "
+            "LEFT JOIN suspects AS x ON x.day = s.day AND x.level = 'org' "
+            "AND x.org_id = s.org_id "
+            "WHERE s.level = 'org' AND s.org_id = $o AND s.day BETWEEN $lo AND $d ORDER BY s.day",
+            {"o": org_id, "lo": day - timedelta(days=TIMELINE_DAYS - 1), "d": day},
+        ).fetchall()
+        hit_rows = con.execute(
+            "SELECT rule_id, severity, user_name, feature, value, threshold, hard_fact, message, "
+            "evidence FROM rule_hits WHERE day = $d AND org_id = $o ORDER BY rule_id, user_name",
+            {"d": day, "o": org_id},
+        ).fetchall()
+        cur = con.execute(
+            "SELECT * FROM suspects WHERE day = $d AND level = 'org' AND org_id = $o",
+            {"d": day, "o": org_id},
+        )
+        names = [d[0] for d in cur.description or []]
+        found_suspect = cur.fetchall()
+        suspect_row = found_suspect[0] if found_suspect else None
+        rule_desc = {r.id: r.description for r in (config or load_config()).rules}
+    comparisons = []
+    for f in FEATURES.values():
+        if not f.key:
+            continue
+        value = _finite(row.get(f.name))
+        text, pm = _peer_text(f, row, Level.org)
+        comparisons.append(
+            FeatureComparison(
+                feature=f.name,
+                definition=f.definition,
+                value=value,
+                peer_median=pm,
+                peer_z=_finite(row.get(f"{f.name}_pz")),
+                text=text,
+            )
+        )
+    comparisons.sort(key=lambda c: -abs(c.peer_z or 0.0))
+    current = dict(zip(names, suspect_row, strict=True)) if suspect_row else None
+    score_today = next((s for d, s, _ in score_rows if d == day), 0.0)
+    return OrgExplanation(
+        org_id=org_id,
+        org_name=org[0],
+        org_type=org[1],
+        day=day,
+        peer_group=str(row.get("peer_group") or ""),
+        score=float(score_today),
+        rank=current["rank"] if current else None,
+        reasons=_suspect(current, "org").reasons if current else [],
+        features=comparisons,
+        timeline=[TimelinePoint(day=d, score=float(s), rank=k) for d, s, k in score_rows],
+        rule_hits=[
+            RuleHit(
+                rule_id=rid,
+                severity=sev,
+                org_id=org_id,
+                user_name=user,
+                description=rule_desc.get(rid, rid),
+                feature=feat,
+                value=val,
+                threshold=thr,
+                hard_fact=hard,
+                message=msg,
+                evidence=Evidence.model_validate_json(ev),
+            )
+            for rid, sev, user, feat, val, thr, hard, msg, ev in hit_rows
+        ],
+        accounts=_suspect(current, "org").accounts if current else [],
+    )
