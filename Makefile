@@ -38,6 +38,7 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/detect.py
 
 clean:
 	rm -rf var bench-out test-artifacts .pytest_cache .mypy_cache .ruff_cache
