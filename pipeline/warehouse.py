@@ -45,9 +45,15 @@ def _config(settings: Settings) -> dict[str, str | bool | int | float | list[str
     }
 
 
+def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """No progress bar: it would garble CLI output and logs (a session-only option)."""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def memory_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB for computations, with the home's limits."""
-    return duckdb.connect(":memory:", config=_config(settings))
+    return _quiet(duckdb.connect(":memory:", config=_config(settings)))
 
 
 @contextlib.contextmanager
@@ -57,7 +63,7 @@ def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.Duck
     path: Path = settings.warehouse
     if read_only and not path.exists():
         read_only = False
-    con = duckdb.connect(str(path), read_only=read_only, config=_config(settings))
+    con = _quiet(duckdb.connect(str(path), read_only=read_only, config=_config(settings)))
     try:
         if not read_only:
             for name, columns in TABLES.items():
