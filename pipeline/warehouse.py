@@ -2,7 +2,7 @@
 later, features, scores and triage decisions.
 
 DuckDB allows one writing process per file, so connections are opened briefly and closed;
-long computations run on their own in-memory connections.
+computations that need no warehouse table run on polars frames.
 """
 
 from __future__ import annotations
@@ -49,11 +49,6 @@ def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """No progress bar: it would garble CLI output and logs (a session-only option)."""
     con.execute("SET enable_progress_bar = false")
     return con
-
-
-def memory_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for computations, with the home's limits."""
-    return _quiet(duckdb.connect(":memory:", config=_config(settings)))
 
 
 @contextlib.contextmanager
