@@ -302,10 +302,14 @@ def suspects_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Print the ranked list of suspect organisations (or accounts) as of a day."""
-    from pipeline.rank import suspects
+    from pipeline.rank import NotProfiledError, suspects
 
     settings = _settings(config, home=home)
-    rows = suspects(settings, _parse_day(day), top=top, by=by.value)
+    try:
+        rows = suspects(settings, _parse_day(day), top=top, by=by.value)
+    except NotProfiledError as e:
+        _fail(str(e))
+        return
     if fmt is Format.json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
     elif fmt is Format.csv:
@@ -375,8 +379,8 @@ def explain_cmd(
     settings = _settings(config, home=home)
     try:
         ex = explain(settings, org, _parse_day(day))
-    except (KeyError, ValueError, LookupError) as e:
-        _fail(str(e))
+    except LookupError as e:  # an unknown organisation, or a day not detected yet
+        _fail(str(e.args[0]) if e.args else str(e))
         return
     if fmt is Format.json:
         print(ex.model_dump_json(indent=2))

@@ -1,5 +1,5 @@
 """The DuckDB warehouse: one file per home holding reference data, the run ledger and,
-later, features, scores and triage decisions.
+features, scores, rule hits, reasons and suspects (and, later, triage decisions).
 
 DuckDB allows one writing process per file, so connections are opened briefly and closed;
 computations that need no warehouse table run on polars frames.
