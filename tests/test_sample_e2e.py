@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import duckdb
@@ -63,6 +64,22 @@ def test_demo_ingests_the_whole_sample_and_every_count_reconciles(tmp_path: Path
     seen_npd_orgs = set(npd["org_id"].unique())
     missing = [o for o in labelled if ukprn_of.get(o) not in seen_ukprns and o not in seen_npd_orgs]
     assert labelled and not missing
+    # The demo printed the ranked suspects; the list is there for every format and level.
+    assert "Suspects on 2026-09-20" in out.stdout
+    listed = run("suspects", "--day", "2026-09-20", "--top", "5", "--format", "json", *args[:2])
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(0 <= r["score"] <= 100 and r["reasons"] for r in rows)
+    assert "NaN" not in listed.stdout and "nan" not in listed.stdout.lower().split()
+    accounts = run(
+        "suspects", "--day", "2026-09-20", "--by", "account", "--format", "csv", *args[:2]
+    )
+    assert accounts.returncode == 0 and accounts.stdout.startswith("rank,org_id")
+    shown = run("explain", rows[0]["org_id"], "--day", "2026-09-20", *args[:2])
+    assert shown.returncode == 0 and "features against peers" in shown.stdout
+    missing = run("suspects", "--day", "2031-01-01", *args[:2])
+    assert missing.returncode == 2 and "run detect first" in missing.stderr
     # A second run changes nothing: every delivery is skipped.
     again = run("ingest", "--source", "lrs", "--all", *args, env=env)
     assert again.returncode == 0
