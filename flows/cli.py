@@ -205,9 +205,11 @@ def demo_cmd(
     landing: LandingOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on a landing folder (the committed sample in `make demo`): load
-    reference data, ingest every delivery, profile and score every day, print the suspects
-    of the last day."""
+    """Run the main job on a landing folder and print the last day's suspects.
+
+    Loads reference data, ingests every delivery, then profiles and scores every day.
+    `make demo` runs it on the committed sample (data/sample/).
+    """
     from rich.progress import Progress
 
     from pipeline.rank import suspects
