@@ -309,14 +309,15 @@ def ingest_day(
 
     def record() -> None:
         with connect(settings) as con:
-            con.register("new_rows", _ledger_frame(new_reports))
+            con.register("new_rows", ledger_frame(new_reports))
             con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
 
     commit_files(settings.home, run_id, moves, record)
     return reports + new_reports
 
 
-def _ledger_frame(reports: list[DeliveryReport]) -> pl.DataFrame:
+def ledger_frame(reports: list[DeliveryReport]) -> pl.DataFrame:
+    """Delivery reports as rows of the ``ingest_ledger`` table."""
     rows = []
     for r in reports:
         row = r.model_dump(mode="python", exclude={"reconciles"})

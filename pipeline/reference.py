@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel
 
-from pipeline.ingest import _ledger_frame, check_rows, file_sha256, new_run_id, quarantine_rows
+from pipeline.ingest import check_rows, file_sha256, ledger_frame, new_run_id, quarantine_rows
 from pipeline.lake import commit_files, home_lock, quarantine_dir, staging_dir
 from pipeline.readers import DeliveryError, read_delivery
 from pipeline.validate import ERROR_FIELD, ERROR_REASON
@@ -111,7 +111,7 @@ def load_reference(settings: Settings, lock_wait_seconds: float = 0.0) -> list[D
                     con.execute(f"DELETE FROM {table}")
                     con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
                     con.unregister("incoming")
-                con.register("new_rows", _ledger_frame(reports))
+                con.register("new_rows", ledger_frame(reports))
                 con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
                 con.execute("COMMIT")
 
