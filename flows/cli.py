@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from schemas.flows import JobPaths, RunResult
 from schemas.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -198,49 +199,257 @@ def generate_cmd(
     )
 
 
-@app.command("demo")
-def demo_cmd(
-    top: Annotated[int, typer.Option("--top", help="How many suspects to print.")] = 20,
+def _prefect_quiet() -> None:
+    """Prefect logs at WARNING on the console unless the user asked for more."""
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _run_backfill(
+    paths: JobPaths,
+    start: date | None,
+    end: date | None,
+    workers: int | None,
+    dask_address: str | None,
+    wait: float,
+) -> RunResult:
+    """Run the backfill flow here with a progress bar; print its summary table."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bar
+
+    _prefect_quiet()
+    from flows.backfill import backfill
+    from flows.progress import Progress, listening
+
+    began = time.monotonic()
+    events = 0
+    with Bar(
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        bars: dict[str, Any] = {}
+
+        def on_progress(p: Progress) -> None:
+            nonlocal events
+            events += p.events
+            if p.phase not in bars:
+                label = "ingest" if p.phase == "ingest" else "days"
+                bars[p.phase] = bar.add_task(label, total=p.total or None, rate="")
+            rate = events / max(time.monotonic() - began, 1e-9)
+            bar.update(bars[p.phase], completed=p.done, total=p.total, rate=f"{rate:,.0f} ev/s")
+
+        with listening(on_progress):
+            state = backfill(
+                start=start,
+                end=end,
+                home=paths.home,
+                landing=paths.landing,
+                config=paths.config,
+                workers=workers,
+                dask_address=dask_address,
+                lock_wait_seconds=wait,
+                return_state=True,
+            )
+    outcome = _run_result(state)
+    _print_run(outcome, time.monotonic() - began)
+    return outcome
+
+
+def _run_result(state: Any) -> RunResult:
+    """The RunResult a flow ended with, or a clear error when it raised instead."""
+    outcome = state.result(raise_on_failure=False)
+    if not isinstance(outcome, RunResult):
+        _fail(str(outcome) if isinstance(outcome, BaseException) else state.message or "failed")
+    assert isinstance(outcome, RunResult)
+    return outcome
+
+
+def _print_run(result: RunResult, seconds: float, max_rows: int = 60) -> None:
+    title = f"{result.flow} {result.start} .. {result.end} (code {result.code_version})"
+    table = Table(title=title)
+    for col in ("day", "ingest", "scoring", "events in", "quarantined", "late", "suspects",
+                "top (score)", "note"):  # fmt: skip
+        table.add_column(col, justify="right" if col in ("events in", "quarantined", "late",
+                         "suspects") else "left", overflow="fold")  # fmt: skip
+    days = result.days
+    shown = days if len(days) <= max_rows else [*days[:5], *result.failed, *days[-5:]]
+    for d in sorted({d.day: d for d in shown}.values(), key=lambda d: d.day):
+        s = d.summary
+        top = f"{s.top_org} ({s.top_score:.0f})" if s and s.top_score is not None else "-"
+        table.add_row(
+            str(d.day),
+            d.ingest.value,
+            d.scoring.value if d.scoring else "-",
+            f"{s.events_in:,}" if s else "-",
+            f"{s.quarantined:,}" if s else "-",
+            f"{s.late_events:,}" if s else "-",
+            f"{s.suspects:,}" if s else "-",
+            top,
+            d.reason.strip("; "),
+            style="red" if d.failed else None,
+        )
+    if len(shown) < len(days):
+        table.caption = f"{len(days) - len(shown)} more days done; failed days are all shown"
+    console.print(table)
+    done = sum(1 for d in days if not d.failed)
+    events = sum(d.summary.events_in for d in days if d.summary)
+    console.print(
+        f"{done} of {len(days)} days done, {len(result.failed)} failed; "
+        f"{events:,} events in {seconds:,.1f} s ({events / max(seconds, 1e-9):,.0f} events/s)",
+        highlight=False,
+    )
+
+
+StartOpt = Annotated[
+    datetime | None,
+    typer.Option("--start", formats=["%Y-%m-%d"], help="First delivery day (default: first)."),
+]
+EndOpt = Annotated[
+    datetime | None,
+    typer.Option("--end", formats=["%Y-%m-%d"], help="Last delivery day (default: last)."),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="Local Dask worker processes for ingest (1: in this process)."
+    ),
+]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="Run tasks on an existing Dask cluster, tcp://host:port."),
+]
+WaitOpt = Annotated[
+    float,
+    typer.Option("--wait", min=0, help="Seconds to wait when another job holds the home."),
+]
+
+
+def _day_or_none(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+def _paths(home: Path | None, landing: Path | None, config: Path | None) -> JobPaths:
+    _settings(config, home=home, landing=landing)  # a clear error for bad settings, here
+    return JobPaths.resolved(home, landing, config)
+
+
+@app.command("backfill")
+def backfill_cmd(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    workers: WorkersOpt = None,
+    dask_address: DaskOpt = None,
+    wait: WaitOpt = 0.0,
     home: HomeOpt = None,
     landing: LandingOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on a landing folder and print the last day's suspects.
+    """Ingest and score a range of delivery days through Prefect, resumably.
+
+    Deliveries are ingested in parallel (--workers N starts a local Dask cluster,
+    --dask-address uses an existing one), then days are profiled and scored in date
+    order, one ranked list per day. Finished work is skipped on a re-run; a day that
+    fails is reported and the others complete (exit code 1).
+    """
+    paths = _paths(home, landing, config)
+    result = _run_backfill(
+        paths, _day_or_none(start), _day_or_none(end), workers, dask_address, wait
+    )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("nightly")
+def nightly_cmd(
+    day: Annotated[
+        datetime | None,
+        typer.Option("--day", formats=["%Y-%m-%d"], help="Run date (default: yesterday)."),
+    ] = None,
+    wait: WaitOpt = 0.0,
+    home: HomeOpt = None,
+    landing: LandingOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the nightly flow once, now (what the served schedule runs at 02:30)."""
+    _prefect_quiet()
+    from flows.nightly import nightly
+
+    paths = _paths(home, landing, config)
+    state = nightly(
+        run_date=_day_or_none(day),
+        home=paths.home,
+        landing=paths.landing,
+        config=paths.config,
+        lock_wait_seconds=wait,
+        return_state=True,
+    )
+    outcome = _run_result(state)
+    _print_run(outcome, outcome.seconds)
+    if outcome.failed:
+        err.print(f"[bold red]nightly failed:[/] {state.message}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve_cmd(
+    cron: Annotated[
+        str | None,
+        typer.Option("--cron", help="Nightly schedule (default 30 2 * * *, or nightly_cron)."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="Schedule time zone (default: timezone).")
+    ] = None,
+    home: HomeOpt = None,
+    landing: LandingOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the nightly (scheduled) and backfill deployments until stopped (Ctrl-C).
+
+    Needs a Prefect server (PREFECT_API_URL); see docs/operations.md.
+    """
+    from flows.deploy import serve_deployments
+
+    settings = _settings(config, home=home, landing=landing)
+    paths = JobPaths.resolved(home, landing, config)
+    serve_deployments(paths, cron or settings.nightly_cron, timezone or settings.timezone)
+
+
+@app.command("demo")
+def demo_cmd(
+    top: Annotated[int, typer.Option("--top", help="How many suspects to print.")] = 20,
+    workers: WorkersOpt = None,
+    home: HomeOpt = None,
+    landing: LandingOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Backfill a landing folder through Prefect and print the last day's suspects.
 
     Loads reference data, ingests every delivery, then profiles and scores every day.
     `make demo` runs it on the committed sample (data/sample/).
     """
-    from rich.progress import Progress
-
     from pipeline.rank import suspects
-    from pipeline.run import landing_days, run_landing
 
-    settings = _settings(config, home=home, landing=landing)
-    days = landing_days(settings)
-    if not days:
-        _fail(f"no deliveries under {settings.landing}")
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("ingest, then profile and score each day", total=len(days))
-        summary = run_landing(settings, progress=lambda d, i, n: bar.update(task, completed=i))
-    table = Table(title=f"ingest of {settings.landing} into {settings.home}")
-    for col in ("source", "files", "read", "written", "dups", "quarantined", "late", "refused"):
-        table.add_column(col, justify="left" if col == "source" else "right")
-    for report in summary.ingests:
-        done = [d for d in report.deliveries if d.status.value != "skipped"]
-        table.add_row(
-            report.source,
-            f"{len(report.deliveries):,}",
-            *(f"{sum(getattr(d, f) for d in done):,}" for f in ("rows_read", "rows_written",
-              "duplicates", "quarantined", "late_events")),
-            f"{len(report.refused):,}",
-        )  # fmt: skip
-    console.print(table)
-    for report in summary.ingests:
-        for d in report.refused:
-            err.print(f"[yellow]refused[/] {d.source_file}: {d.reason}", highlight=False)
-    last = summary.days[-1]
+    paths = _paths(home, landing, config)
+    result = _run_backfill(paths, None, None, workers, None, 0.0)
+    last = max(d.day for d in result.days if not d.failed)
     console.print(f"[bold]Suspects on {last}[/] (top {top} of all organisations)")
-    _print_suspects(suspects(settings, last, top=top, by="org"), By.org)
+    _print_suspects(suspects(paths.settings(), last, top=top, by="org"), By.org)
 
 
 DayOpt = Annotated[str, typer.Option("--day", help="Day YYYY-MM-DD (Europe/London).")]
@@ -417,10 +626,11 @@ def explain_cmd(
         counts = ", ".join(f"{k} {v:,.0f}" for k, v in hit.evidence.counts.items())
         if counts:
             console.print(f"    counts: {counts}", highlight=False)
-        for e in hit.evidence.examples:
+        for ex_event in hit.evidence.examples:
             console.print(
-                f"    {e.occurred_at:%Y-%m-%d %H:%M} {e.user_name} {e.operation} "
-                f"learner {e.learner_pid or '-'} (event {e.event_id})",
+                f"    {ex_event.occurred_at:%Y-%m-%d %H:%M} {ex_event.user_name} "
+                f"{ex_event.operation} learner {ex_event.learner_pid or '-'} "
+                f"(event {ex_event.event_id})",
                 highlight=False,
             )
 

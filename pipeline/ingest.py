@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipeline.lake import (
     commit_files,
@@ -26,6 +27,7 @@ from pipeline.lake import (
     partition_dir,
     quarantine_dir,
     recover,
+    run_lock,
     staging_dir,
 )
 from pipeline.pseudonymise import pseudonymise_lrs
@@ -92,9 +94,8 @@ SPECS: dict[str, SourceSpec] = {
 }
 
 
-@dataclass
-class _FileRun:
-    """Counts for one delivery file during a run."""
+class StagedFile(BaseModel):
+    """One delivery file after staging: its counts and the staged Parquet files."""
 
     seq: int
     path: Path
@@ -102,10 +103,39 @@ class _FileRun:
     sha256: str
     rows_read: int = 0
     quarantined: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    staged: list[Path] = field(default_factory=list)
-    quarantine: list[Path] = field(default_factory=list)
+    reasons: dict[str, int] = Field(default_factory=dict)
+    staged: list[Path] = Field(default_factory=list)
+    quarantine: list[Path] = Field(default_factory=list)
     refused: str = ""
+
+
+class StagedDelivery(BaseModel):
+    """One delivery day of one source, staged and not yet committed.
+
+    Staging needs no lock, so deliveries can be staged in parallel (threads, processes or
+    Dask workers sharing the home); :func:`commit_delivery` then commits them one at a time.
+    """
+
+    run_id: str
+    source: str
+    day: date
+    started_at: datetime
+    stage: Path
+    files: list[StagedFile] = Field(default_factory=list)
+    skipped: list[DeliveryReport] = Field(default_factory=list)
+
+
+class CommittedDelivery(BaseModel):
+    """What committing one delivery day did, and which event days it changed."""
+
+    source: str
+    day: date
+    reports: list[DeliveryReport]
+    event_dates: list[date] = Field(default_factory=list)
+
+    @property
+    def refused(self) -> list[DeliveryReport]:
+        return [r for r in self.reports if r.status is DeliveryStatus.refused]
 
 
 def file_sha256(path: Path) -> str:
@@ -187,7 +217,7 @@ def quarantine_rows(
 
 
 def _stage_file(
-    run: _FileRun,
+    run: StagedFile,
     spec: SourceSpec,
     settings: Settings,
     source: str,
@@ -208,7 +238,8 @@ def _stage_file(
             run.rows_read += checked.height
             if bad.height:
                 run.quarantined += bad.height
-                run.reasons.update(bad.get_column(ERROR_REASON).to_list())
+                for reason, n in Counter(bad.get_column(ERROR_REASON).to_list()).items():
+                    run.reasons[reason] = run.reasons.get(reason, 0) + n
                 qpath = stage / "bad" / f"{run.seq:05d}-{i:05d}.parquet"
                 qpath.parent.mkdir(parents=True, exist_ok=True)
                 raw_bad = chunk.filter(bad_mask)
@@ -227,7 +258,7 @@ def _stage_file(
     if not run.refused and run.rows_read:
         share = run.quarantined / run.rows_read
         if share > settings.max_bad_share and run.quarantined >= settings.refuse_min_bad_rows:
-            (reason, count), *_ = run.reasons.most_common(1)
+            reason, count = max(run.reasons.items(), key=lambda kv: kv[1])
             run.refused = (
                 f"refused: {share:.1%} of {run.rows_read:,} rows are bad "
                 f"(limit {settings.max_bad_share:.1%}); commonest problem: {reason} "
@@ -239,21 +270,10 @@ def _stage_file(
         run.staged, run.quarantine = [], []
 
 
-def ingest_day(
-    settings: Settings, source: str, day: date, run_id: str | None = None
-) -> list[DeliveryReport]:
-    """Ingest every not-yet-ingested file of one delivery day. Hold the home lock."""
-    spec = SPECS[source]
-    if spec.needs_key:
-        settings.key_bytes()  # refuse to start without a key
-    folder = settings.landing / source / day.isoformat()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no delivery folder {folder}")
-    run_id = run_id or new_run_id()
-    started = datetime.now(UTC)
-    files = sorted(p for p in folder.iterdir() if is_delivery_file(p))
+def committed_files(settings: Settings, source: str) -> dict[tuple[str, str], str]:
+    """(file, sha256) -> run id of every committed delivery file of ``source``."""
     with connect(settings, read_only=True) as con:
-        done = {
+        return {
             (r[0], r[1]): r[2]
             for r in con.execute(
                 "SELECT source_file, file_sha256, run_id FROM ingest_ledger "
@@ -261,26 +281,78 @@ def ingest_day(
                 [source],
             ).fetchall()
         }
-    reports: list[DeliveryReport] = []
-    runs: list[_FileRun] = []
-    for path in files:
+
+
+def delivery_files(settings: Settings, source: str, day: date) -> list[Path]:
+    """The delivery files of one source and day, in name order."""
+    folder = settings.landing / source / day.isoformat()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no delivery folder {folder}")
+    return sorted(p for p in folder.iterdir() if is_delivery_file(p))
+
+
+def stage_delivery(
+    settings: Settings,
+    source: str,
+    day: date,
+    run_id: str,
+    done: dict[tuple[str, str], str] | None = None,
+) -> StagedDelivery:
+    """Read, validate and pseudonymise one delivery day into ``staging/<run_id>``.
+
+    Touches neither the lake nor the warehouse, so needs no lock. Files listed in ``done``
+    (see :func:`committed_files`) are reported as skipped and not read again.
+    """
+    spec = SPECS[source]
+    if spec.needs_key:
+        settings.key_bytes()  # refuse to start without a key
+    staged = StagedDelivery(
+        run_id=run_id,
+        source=source,
+        day=day,
+        started_at=datetime.now(UTC),
+        stage=staging_dir(settings.home, run_id),
+    )
+    for path in delivery_files(settings, source, day):
         rel = str(path.relative_to(settings.landing))
         sha = file_sha256(path)
-        if (rel, sha) in done:
-            reports.append(
-                _report(run_id, source, day, rel, sha, DeliveryStatus.skipped, started).model_copy(
-                    update={"reason": f"already ingested by run {done[(rel, sha)]}"}
-                )
-            )
+        if done and (rel, sha) in done:
+            staged.skipped.append(_skipped(staged, rel, sha, done[(rel, sha)]))
             continue
-        runs.append(_FileRun(seq=len(runs), path=path, rel=rel, sha256=sha))
+        staged.files.append(StagedFile(seq=len(staged.files), path=path, rel=rel, sha256=sha))
+    if staged.files:
+        staged.stage.mkdir(parents=True, exist_ok=True)
+    for run in staged.files:
+        _stage_file(run, spec, settings, source, day, staged.stage)
+    return staged
+
+
+def _skipped(staged: StagedDelivery, rel: str, sha: str, by_run: str) -> DeliveryReport:
+    return _report(
+        staged.run_id, staged.source, staged.day, rel, sha, DeliveryStatus.skipped,
+        staged.started_at,
+    ).model_copy(update={"reason": f"already ingested by run {by_run}"})  # fmt: skip
+
+
+def commit_delivery(settings: Settings, staged: StagedDelivery) -> CommittedDelivery:
+    """Drop duplicates and commit a staged delivery with its ledger rows, all or nothing.
+
+    The caller holds the writer lock. Files committed since staging (by another run) are
+    reported as skipped, so a delivery is never committed twice.
+    """
+    source, day, run_id = staged.source, staged.day, staged.run_id
+    done = committed_files(settings, source)
+    reports = list(staged.skipped)
+    runs: list[StagedFile] = []
+    for run in staged.files:
+        if (run.rel, run.sha256) in done:
+            reports.append(_skipped(staged, run.rel, run.sha256, done[(run.rel, run.sha256)]))
+        else:
+            runs.append(run)
     if not runs:
-        return reports
-    stage = staging_dir(settings.home, run_id)
-    stage.mkdir(parents=True, exist_ok=True)
-    for run in runs:
-        _stage_file(run, spec, settings, source, day, stage)
-    written, late, moves = _dedup_and_place(settings, source, day, run_id, runs, stage)
+        shutil.rmtree(staged.stage, ignore_errors=True)
+        return CommittedDelivery(source=source, day=day, reports=reports)
+    written, late, moves = _dedup_and_place(settings, source, day, run_id, runs, staged.stage)
     finished = datetime.now(UTC)
     new_reports = []
     for run in runs:
@@ -301,8 +373,10 @@ def ingest_day(
                 quarantined=run.quarantined,
                 late_events=late.get(run.seq, 0),
                 reason=run.refused,
-                quarantine_reasons=dict(run.reasons.most_common()),
-                started_at=started,
+                quarantine_reasons=dict(
+                    sorted(run.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+                ),
+                started_at=staged.started_at,
                 finished_at=finished,
             )
         )
@@ -313,7 +387,23 @@ def ingest_day(
             con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
 
     commit_files(settings.home, run_id, moves, record)
-    return reports + new_reports
+    event_dates = sorted(
+        {date.fromisoformat(dst.parent.name.split("=", 1)[1]) for _src, dst in moves
+         if dst.parent.name.startswith("event_date=")}
+    )  # fmt: skip
+    return CommittedDelivery(
+        source=source, day=day, reports=reports + new_reports, event_dates=event_dates
+    )
+
+
+def ingest_day(
+    settings: Settings, source: str, day: date, run_id: str | None = None
+) -> list[DeliveryReport]:
+    """Ingest every not-yet-ingested file of one delivery day. Hold the writer lock."""
+    staged = stage_delivery(
+        settings, source, day, run_id or new_run_id(), committed_files(settings, source)
+    )
+    return commit_delivery(settings, staged).reports
 
 
 def ledger_frame(reports: list[DeliveryReport]) -> pl.DataFrame:
@@ -358,7 +448,7 @@ def _dedup_and_place(
     source: str,
     day: date,
     run_id: str,
-    runs: list[_FileRun],
+    runs: list[StagedFile],
     stage: Path,
 ) -> tuple[dict[int, int], dict[int, int], list[tuple[Path, Path]]]:
     """Drop duplicates, write final partition files in staging, and list the moves.
@@ -426,7 +516,11 @@ def ingest(
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SPECS)}")
     run_id = new_run_id()
     report = IngestReport(run_id=run_id, source=source)
-    with home_lock(settings.home, lock_wait_seconds, purpose=f"ingest {source}"):
+    purpose = f"ingest {source}"
+    with (
+        run_lock(settings.home, lock_wait_seconds, purpose),
+        home_lock(settings.home, lock_wait_seconds, purpose),
+    ):
         recover_home(settings)
         for day in days if days is not None else delivery_days(settings.landing, source):
             day_reports = ingest_day(settings, source, day, run_id=f"{run_id}-{day:%Y%m%d}")

@@ -7,7 +7,8 @@ Layout under the home folder::
     warehouse.duckdb
     staging/<run_id>/...      (work in progress, never read by anything else)
     journal/<run_id>.json     (a commit in flight)
-    .lock                     (held by the one process writing to this home)
+    .lock                     (writer lock: held briefly by each step that writes)
+    .run.lock                 (run lock: held by a whole job - ingest, nightly, backfill)
 
 A commit writes a journal listing every move, renames the staged files into place, then
 calls the caller's ``finalise`` (the ledger transaction), then deletes the journal. Recovery,
@@ -30,7 +31,11 @@ from pathlib import Path
 
 
 class HomeBusy(RuntimeError):
-    """Another accesswatch process holds the home's writer lock."""
+    """Another accesswatch process holds the home's writer or run lock."""
+
+
+WRITER_LOCK = ".lock"
+RUN_LOCK = ".run.lock"
 
 
 def lake_dir(home: Path, source: str) -> Path:
@@ -114,15 +119,22 @@ def recover(home: Path, is_committed: Callable[[str], bool]) -> list[str]:
 
 
 @contextlib.contextmanager
-def home_lock(home: Path, wait_seconds: float = 0.0, purpose: str = "write") -> Iterator[None]:
-    """Hold the home's writer lock; wait up to ``wait_seconds``, then raise :class:`HomeBusy`.
+def home_lock(
+    home: Path, wait_seconds: float = 0.0, purpose: str = "write", name: str = WRITER_LOCK
+) -> Iterator[None]:
+    """Hold one of the home's locks; wait up to ``wait_seconds``, then raise :class:`HomeBusy`.
 
-    The lock is an OS file lock: it is released when the process ends, however it ends.
+    The writer lock (``.lock``) is held by each step that changes the home, for as long as
+    that step runs. The run lock (``.run.lock``, see :func:`run_lock`) is held by a whole
+    job, so that one ingest, nightly or backfill runs at a time while its own steps - in
+    threads or in other processes - take turns at the writer lock. Both are OS file locks:
+    released when the process ends, however it ends.
     """
     home.mkdir(parents=True, exist_ok=True)
-    path = home / ".lock"
+    path = home / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + wait_seconds
+    what = "writer lock" if name == WRITER_LOCK else "run lock"
     try:
         while True:
             try:
@@ -134,7 +146,7 @@ def home_lock(home: Path, wait_seconds: float = 0.0, purpose: str = "write") -> 
                 if time.monotonic() >= deadline:
                     holder = path.read_text().strip() or "another process"
                     raise HomeBusy(
-                        f"{home} is busy: {holder} holds its writer lock; "
+                        f"{home} is busy: {holder} holds its {what}; "
                         "only one ingest, nightly or backfill may write to a home at a time"
                     ) from None
                 time.sleep(0.2)
@@ -144,3 +156,10 @@ def home_lock(home: Path, wait_seconds: float = 0.0, purpose: str = "write") -> 
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def run_lock(
+    home: Path, wait_seconds: float = 0.0, purpose: str = "run"
+) -> contextlib.AbstractContextManager[None]:
+    """Hold the home's run lock for a whole job (see :func:`home_lock`)."""
+    return home_lock(home, wait_seconds, purpose, name=RUN_LOCK)

@@ -58,6 +58,9 @@ def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.Duck
     path: Path = settings.warehouse
     if read_only and not path.exists():
         read_only = False
+    if not path.exists():
+        # A new warehouse is a new identity (see pipeline.version.home_id).
+        (settings.home / ".warehouse-id").unlink(missing_ok=True)
     con = _quiet(duckdb.connect(str(path), read_only=read_only, config=_config(settings)))
     try:
         if not read_only:

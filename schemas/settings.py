@@ -52,6 +52,29 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|MiB|GiB)$")
     duckdb_threads: int = Field(default=2, ge=1, le=256)
     timezone: str = Field(default="Europe/London", description="Zone that defines an event's day")
+    # Flows (nightly, backfill, serve) and scale-out
+    nightly_cron: str = Field(
+        default="30 2 * * *",
+        pattern=r"^\S+ \S+ \S+ \S+ \S+$",
+        description="When the served nightly deployment runs (cron, in `timezone`)",
+    )
+    step_lock_wait_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How long a step of a running job waits for the writer lock",
+    )
+    rescore_max_days: int = Field(
+        default=35,
+        ge=0,
+        le=3650,
+        description="Nightly re-scores days touched by late events up to this many days back",
+    )
+    workers: int = Field(
+        default=1, ge=1, le=256, description="Backfill: local Dask worker processes (1 = none)"
+    )
+    dask_address: str | None = Field(
+        default=None, description="Backfill: an existing Dask scheduler, tcp://host:port"
+    )
 
     @field_validator("pseudonym_key")
     @classmethod

@@ -7,7 +7,8 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,90 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(
         home=tmp_path / "home", landing=tmp_path / "landing", pseudonym_key=TEST_KEY
     )
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """A home made by ``accesswatch demo`` on the committed sample (once per session)."""
+
+    home: Path
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> SampleRun:
+    """The demo - a single-process Prefect backfill of data/sample - run once and shared.
+
+    Tests that read it must not write to it; copy it first (``shutil.copytree``).
+    """
+    from tests.test_cli import run
+
+    home = tmp_path_factory.mktemp("sample") / "home"
+    args = ["--home", str(home), "--landing", str(SAMPLE / "landing")]
+    out = run("demo", *args, env={"ACCESSWATCH_PSEUDONYM_KEY": TEST_KEY})
+    assert out.returncode == 0, out.stderr
+    return SampleRun(home=home, stdout=out.stdout, stderr=out.stderr)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server on 127.0.0.1 for the session (own PREFECT_HOME, analytics off).
+
+    Sets ``PREFECT_API_URL`` for this process and every CLI subprocess, so flows run
+    against it instead of each starting a temporary server of their own.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    prefect_home = tmp_path_factory.mktemp("prefect-server")
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)
+    log = open(prefect_home / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    prefect = Path(sys.executable).with_name("prefect")
+    proc = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api"
+    previous = os.environ.get("PREFECT_API_URL")
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"prefect server did not start: {(prefect_home / 'server.log').read_text()}"
+                )
+            time.sleep(0.5)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

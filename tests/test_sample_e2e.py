@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from pipeline.lake import lake_glob
-from tests.conftest import SAMPLE, TEST_KEY
+from tests.conftest import SAMPLE, TEST_KEY, SampleRun
 from tests.test_cli import run
 
 pytestmark = pytest.mark.skipif(
@@ -34,12 +34,10 @@ def test_the_committed_sample_is_what_its_readme_command_makes(tmp_path: Path) -
         assert (SAMPLE / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
 
 
-def test_demo_ingests_the_whole_sample_and_every_count_reconciles(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    env = {"ACCESSWATCH_PSEUDONYM_KEY": TEST_KEY}
+def test_demo_ingests_the_whole_sample_and_every_count_reconciles(sample_home: SampleRun) -> None:
+    home = sample_home.home
     args = ["--home", str(home), "--landing", str(SAMPLE / "landing")]
-    out = run("demo", *args, env=env)
-    assert out.returncode == 0, out.stderr
+    out = sample_home
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         ledger = con.sql("SELECT * FROM ingest_ledger WHERE source IN ('lrs', 'npd')").pl()
         orgs = con.execute("SELECT count(*) FROM organisations").fetchone()
@@ -81,6 +79,8 @@ def test_demo_ingests_the_whole_sample_and_every_count_reconciles(tmp_path: Path
     missing = run("suspects", "--day", "2031-01-01", *args[:2])
     assert missing.returncode == 2 and "run detect first" in missing.stderr
     # A second run changes nothing: every delivery is skipped.
-    again = run("ingest", "--source", "lrs", "--all", *args, env=env)
+    again = run(
+        "ingest", "--source", "lrs", "--all", *args, env={"ACCESSWATCH_PSEUDONYM_KEY": TEST_KEY}
+    )
     assert again.returncode == 0
     assert "committed" not in again.stdout and "skipped" in again.stdout

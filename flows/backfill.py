@@ -1,0 +1,56 @@
+"""The backfill flow: a range of delivery days, ingested in parallel, scored in order."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from prefect import flow
+from prefect.states import Completed, Failed, State
+
+from flows.work import process_days, task_runner
+from pipeline.lake import run_lock
+from pipeline.run import landing_days
+from schemas.flows import JobPaths, RunResult
+
+
+@flow(name="accesswatch-backfill")
+def backfill(
+    start: date | None = None,
+    end: date | None = None,
+    home: Path | None = None,
+    landing: Path | None = None,
+    config: Path | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    lock_wait_seconds: float = 0.0,
+) -> State:
+    """Ingest and score ``[start, end]`` (default: every day of the landing folder).
+
+    Resumable: finished deliveries and days are skipped. Days that fail are reported and
+    the others complete; the run then ends Failed, naming them.
+    """
+    paths = JobPaths.resolved(home, landing, config)
+    s = paths.settings()
+    days = landing_days(s)
+    if not days and (start is None or end is None):
+        raise ValueError(f"no delivery days in {s.landing}; give --start and --end")
+    start = start or days[0]
+    end = end or days[-1]
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    runner = task_runner(workers or s.workers, dask_address or s.dask_address)
+    with run_lock(s.home, lock_wait_seconds, purpose=f"backfill {start}..{end}"):
+        result: RunResult = process_days.with_options(task_runner=runner)(
+            paths, start, end, score_from=start
+        )
+    result.flow = "backfill"
+    return finish(result)
+
+
+def finish(result: RunResult) -> State:
+    """Completed with the result, or Failed naming the failed days (result kept as data)."""
+    if result.failed:
+        names = "; ".join(f"{d.day}: {d.reason.strip('; ')}" for d in result.failed)
+        return Failed(message=f"{len(result.failed)} day(s) failed: {names}", data=result)
+    return Completed(message=f"{len(result.days)} day(s) done", data=result)

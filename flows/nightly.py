@@ -1,0 +1,51 @@
+"""The nightly flow: yesterday's deliveries in, late days re-scored, suspects published."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from prefect import flow
+from prefect.states import State
+
+from flows.artifacts import publish
+from flows.backfill import finish
+from flows.work import SOURCES, process_days
+from pipeline.lake import run_lock
+from schemas.flows import JobPaths, RunResult
+
+
+def yesterday(timezone: str) -> date:
+    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
+
+
+@flow(name="accesswatch-nightly")
+def nightly(
+    run_date: date | None = None,
+    home: Path | None = None,
+    landing: Path | None = None,
+    config: Path | None = None,
+    lock_wait_seconds: float = 0.0,
+    top: int = 25,
+) -> State:
+    """Load reference data, ingest ``run_date``'s deliveries (default: yesterday in the
+    configured time zone), re-score days touched by late events, detect, rank, publish.
+
+    Ends Failed, naming the file and reason, when a delivery is refused.
+    """
+    paths = JobPaths.resolved(home, landing, config)
+    s = paths.settings()
+    day = run_date or yesterday(s.timezone)
+    missing = [
+        f"no {source} delivery folder {s.landing / source / day.isoformat()}"
+        for source in SOURCES
+        if not (s.landing / source / day.isoformat()).is_dir()
+    ]
+    with run_lock(s.home, lock_wait_seconds, purpose=f"nightly {day}"):
+        result: RunResult = process_days(
+            paths, day, day, score_from=day - timedelta(days=s.rescore_max_days)
+        )
+        result.flow = "nightly"
+        publish(paths, day, result, missing, top)
+    return finish(result)

@@ -1,0 +1,126 @@
+"""Prefect tasks: each one wraps one ``pipeline/`` step and nothing more.
+
+Tasks take dates and paths (:class:`~schemas.flows.JobPaths`), never connections, frames
+or settings objects, so they run the same in a thread, another process or a Dask worker.
+Their caches are keyed on what the work depends on - the partition, the input files'
+hashes, the code version and the warehouse's identity - and results are kept under the
+home (``<home>/prefect-results``), where every worker of a cluster can read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from pipeline.ingest import CommittedDelivery, commit_delivery, recover_home, stage_delivery
+from pipeline.lake import home_lock
+from pipeline.profile import build_profiles
+from pipeline.rank import detect
+from pipeline.reference import load_reference
+from pipeline.summary import day_summary
+from pipeline.version import (
+    code_version,
+    day_inputs_fingerprint,
+    delivery_fingerprint,
+    home_id,
+    reference_fingerprint,
+)
+from schemas.flows import DaySummary, JobPaths
+from schemas.ingest import DeliveryReport
+
+RESULTS_DIR = "prefect-results"
+IO_RETRIES = 2
+IO_RETRY_DELAY_SECONDS = 5
+
+
+def results_dir(paths: JobPaths) -> Path:
+    return paths.settings().home / RESULTS_DIR
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def _ingest_key(_ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    s = p["paths"].settings()
+    return _key(
+        "ingest", home_id(s), p["source"], p["day"],
+        delivery_fingerprint(s, p["source"], p["day"]), code_version(),
+    )  # fmt: skip
+
+
+def _reference_key(_ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    s = p["paths"].settings()
+    return _key("reference", home_id(s), reference_fingerprint(s), code_version())
+
+
+def _score_key(_ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    s = p["paths"].settings()
+    return _key("score", home_id(s), p["day"], day_inputs_fingerprint(s, p["day"]), code_version())
+
+
+@task(name="recover-home", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_SECONDS)
+def recover(paths: JobPaths) -> list[str]:
+    """Roll back any commit a killed run left in flight; clear stale staging."""
+    s = paths.settings()
+    with home_lock(s.home, s.step_lock_wait_seconds, purpose="recover"):
+        return recover_home(s)
+
+
+@task(
+    name="load-reference",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAY_SECONDS,
+    cache_key_fn=_reference_key,
+    persist_result=True,
+)
+def reference(paths: JobPaths) -> list[DeliveryReport]:
+    """Load organisations and agreements (skipped when the files and code are unchanged)."""
+    s = paths.settings()
+    return load_reference(s, lock_wait_seconds=s.step_lock_wait_seconds)
+
+
+@task(
+    name="ingest-delivery",
+    task_run_name="ingest-{source}-{day}",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAY_SECONDS,
+    cache_key_fn=_ingest_key,
+    persist_result=True,
+)
+def ingest_delivery(
+    paths: JobPaths, source: str, day: date, run_id: str, done: dict[tuple[str, str], str]
+) -> CommittedDelivery:
+    """Stage one delivery day (no lock: deliveries stage in parallel), then commit it under
+    the writer lock. ``done`` lists files already committed, which are not read again."""
+    s = paths.settings()
+    staged = stage_delivery(s, source, day, run_id, done)
+    with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"commit {source} {day}"):
+        return commit_delivery(s, staged)
+
+
+@task(
+    name="score-day",
+    task_run_name="score-{day}",
+    retries=1,
+    retry_delay_seconds=IO_RETRY_DELAY_SECONDS,
+    cache_key_fn=_score_key,
+    persist_result=True,
+)
+def score_day(paths: JobPaths, day: date) -> DaySummary:
+    """Profile and detect one day (its 28-day windows need the days before it)."""
+    s = paths.settings()
+    build_profiles(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
+    detect(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
+    return day_summary(s, day)
+
+
+@task(name="summarise-day", task_run_name="summarise-{day}")
+def summarise(paths: JobPaths, day: date, top: int = 25) -> DaySummary:
+    """Counts and the ranked list of one day, read back from the warehouse."""
+    return day_summary(paths.settings(), day, top)
