@@ -731,5 +731,15 @@ def _parse_day(text: str) -> date:
         raise
 
 
+def _register_analyst_commands() -> None:
+    """triage, report and evidence live in their own modules (flows/cli_*.py)."""
+    from flows import cli_evidence, cli_report, cli_triage
+
+    for module in (cli_triage, cli_report, cli_evidence):
+        module.register(app)
+
+
+_register_analyst_commands()
+
 if __name__ == "__main__":
     app()
