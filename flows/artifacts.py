@@ -45,7 +45,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def summary_markdown(result: RunResult, summary: DaySummary, missing: list[str]) -> str:
-    rescored = [d.day.isoformat() for d in result.days if d.day < summary.day]
+    rescored = [d.day.isoformat() for d in result.days if d.day < result.start]
     failed = [f"- {d.day}: {d.reason.strip('; ')}" for d in result.failed]
     lines = [
         f"# accesswatch {result.flow}: {summary.day}",
@@ -61,6 +61,7 @@ def summary_markdown(result: RunResult, summary: DaySummary, missing: list[str])
         f"| new suspects | {', '.join(summary.new_suspects) or 'none'} |",
         f"| rules fired (orgs) | {_counts(summary.rules_fired)} |",
         f"| days re-scored for late events | {', '.join(rescored) or 'none'} |",
+        f"| days in the run | {len(result.days)} ({result.start} to {result.end}) |",
         f"| code version | `{result.code_version}` |",
         f"| seconds | {result.seconds:,.1f} |",
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, Failed, State
 
+from flows.artifacts import publish
 from flows.work import process_days, task_runner
 from pipeline.lake import run_lock
 from pipeline.run import landing_days
@@ -44,7 +45,8 @@ def backfill(
         result: RunResult = process_days.with_options(task_runner=runner)(
             paths, start, end, score_from=start
         )
-    result.flow = "backfill"
+        result.flow = "backfill"
+        publish(paths, end, result, missing=[])
     return finish(result)
 
 

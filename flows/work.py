@@ -121,10 +121,13 @@ def process_days(paths: JobPaths, start: date, end: date, score_from: date) -> R
         if day not in pending_days:
             outcome.ingest = DayState.cached
 
-    late = sorted(d for d in touched if score_from <= d < start)
+    # A late event changes its own day and every later day whose windows include it.
+    earliest = min((d for d in touched if score_from <= d < start), default=start)
+    late = days_between(earliest, start - timedelta(days=1)) if earliest < start else []
     to_score = [*late, *outcomes]
     for d in late:
-        outcomes[d] = DayOutcome(day=d, ingest=DayState.cached, reason="re-scored: late events")
+        why = "re-scored: late events in its windows"
+        outcomes[d] = DayOutcome(day=d, ingest=DayState.cached, reason=why)
     score = tasks.score_day.with_options(result_storage=tasks.results_dir(paths))
     emit(Progress("score", 0, len(to_score)))
     for n, day in enumerate(to_score, start=1):

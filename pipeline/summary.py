@@ -18,9 +18,13 @@ def day_summary(settings: Settings, day: date, top: int = 25) -> DaySummary:
     out = DaySummary(day=day)
     with connect(settings, read_only=True) as con:
         ledger = con.execute(
+            # A refused file that a later run committed (after a fix) is no longer refused.
             "SELECT status, rows_written, duplicates, quarantined, late_events, reason, "
-            "source_file, quarantine_reasons FROM ingest_ledger "
-            "WHERE delivery_day = $d AND source IN ('lrs', 'npd')",
+            "source_file, quarantine_reasons FROM ingest_ledger l "
+            "WHERE delivery_day = $d AND source IN ('lrs', 'npd') AND NOT ("
+            "  status = 'refused' AND EXISTS (SELECT 1 FROM ingest_ledger c "
+            "    WHERE c.source_file = l.source_file AND c.status = 'committed' "
+            "    AND c.started_at >= l.started_at))",
             {"d": day},
         ).fetchall()
         for status, written, dups, quarantined, late, reason, file, reasons in ledger:

@@ -29,6 +29,9 @@ class JobPaths(BaseModel):
     @classmethod
     def resolved(cls, home: Path | None, landing: Path | None, config: Path | None) -> JobPaths:
         """Absolute paths, so that workers started elsewhere find the same folders."""
+        for name, path in (("home", home), ("landing", landing), ("config", config)):
+            if path is not None and "{{" in str(path):
+                raise ValueError(f"{name} {path} holds an unfilled template placeholder")
         s = load_settings(config, home=home, landing=landing)
         return cls(
             home=s.home.resolve(),
