@@ -6,6 +6,7 @@ Keys are stable and lowercase, so each artifact's history shows in the Prefect U
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -44,7 +45,9 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
 
 
-def summary_markdown(result: RunResult, summary: DaySummary, missing: list[str]) -> str:
+def summary_markdown(
+    result: RunResult, summary: DaySummary, missing: list[str], report: Path | None = None
+) -> str:
     rescored = [d.day.isoformat() for d in result.days if d.day < result.start]
     failed = [f"- {d.day}: {d.reason.strip('; ')}" for d in result.failed]
     lines = [
@@ -65,6 +68,8 @@ def summary_markdown(result: RunResult, summary: DaySummary, missing: list[str])
         f"| code version | `{result.code_version}` |",
         f"| seconds | {result.seconds:,.1f} |",
     ]
+    if report is not None:
+        lines += ["", f"Report: [{report.name}]({report.resolve().as_uri()}) (`{report}`)"]
     if missing:
         lines += ["", "## Missing deliveries", "", *[f"- {m}" for m in missing]]
     if summary.refused:
@@ -76,7 +81,12 @@ def summary_markdown(result: RunResult, summary: DaySummary, missing: list[str])
 
 @task(name="publish-artifacts")
 def publish(
-    paths: JobPaths, day: date, result: RunResult, missing: list[str], top: int = 25
+    paths: JobPaths,
+    day: date,
+    result: RunResult,
+    missing: list[str],
+    top: int = 25,
+    report: Path | None = None,
 ) -> DaySummary:
     """Create the top-suspects table and the run summary for ``day``."""
     summary = day_summary(paths.settings(), day, top)
@@ -88,7 +98,7 @@ def publish(
     key = NIGHTLY_SUMMARY_KEY if result.flow == "nightly" else BACKFILL_SUMMARY_KEY
     create_markdown_artifact(
         key=key,
-        markdown=summary_markdown(result, summary, missing),
+        markdown=summary_markdown(result, summary, missing, report),
         description=f"accesswatch {result.flow} summary for {day}",
     )
     return summary

@@ -17,6 +17,7 @@ from schemas.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from schemas.detection import Suspect
+    from schemas.triage import TriageDecision
 
 app = typer.Typer(
     name="accesswatch",
@@ -514,11 +515,12 @@ def suspects_cmd(
 ) -> None:
     """Print the ranked list of suspect organisations (or accounts) as of a day."""
     from pipeline.rank import NotProfiledError, suspects
+    from pipeline.triage import TriageFileError
 
     settings = _settings(config, home=home)
     try:
         rows = suspects(settings, _parse_day(day), top=top, by=by.value)
-    except NotProfiledError as e:
+    except (NotProfiledError, TriageFileError) as e:
         _fail(str(e))
         return
     if fmt is Format.json:
@@ -556,22 +558,38 @@ def _print_csv(rows: list[Suspect]) -> None:
         )
 
 
+TRIAGE_STYLE = {
+    "new": "bold cyan",
+    "recurring": "dim",
+    "misuse": "bold red",
+    "returned": "bold yellow",
+    "needs_info": "yellow",
+    "data_issue": "magenta",
+    "legitimate": "green",
+}
+
+
 def _print_suspects(rows: list[Suspect], by: By) -> None:
+    from rich.markup import escape
+
     table = Table(show_lines=True)
-    for col in ("#", "organisation", "score", "rules", "reasons", "accounts", "flagged"):
+    for col in ("#", "organisation", "score", "rules", "reasons", "accounts", "flagged / triage"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        who = f"{r.org_id} {r.org_name}\n[dim]{r.org_type}[/]"
+        who = f"{r.org_id} {escape(r.org_name)}\n[dim]{r.org_type}[/]"
         if by is By.account and r.user_name:
-            who += f"\naccount [bold]{r.user_name}[/]"
+            who += f"\naccount [bold]{escape(r.user_name)}[/]"
+        status = f"[{TRIAGE_STYLE.get(r.triage_status, '')}]{r.triage_status}[/]"
+        if r.triage_detail:
+            status += f"\n[dim]{escape(r.triage_detail)}[/]"
         table.add_row(
-            str(r.rank),
+            f"{r.rank}\npinned" if r.pinned else str(r.rank),
             who,
             f"{r.score:.0f}",
             "\n".join(r.rules) or "-",
-            "\n".join(f"- {x.text}" for x in r.reasons) or "-",
-            "\n".join(f"{a.user_name} {a.share:.0%}" for a in r.accounts) or "-",
-            f"{r.first_flagged}\n{r.triage_status}",
+            "\n".join(f"- {escape(x.text)}" for x in r.reasons) or "-",
+            "\n".join(f"{escape(a.user_name)} {a.share:.0%}" for a in r.accounts) or "-",
+            f"{r.first_flagged}\n{status}",
         )
     console.print(table)
 
@@ -586,12 +604,16 @@ def explain_cmd(
 ) -> None:
     """Show why an organisation scored as it did: features vs peers, timeline, evidence."""
     from pipeline.rank import explain
+    from pipeline.triage import TriageFileError
 
     settings = _settings(config, home=home)
     try:
         ex = explain(settings, org, _parse_day(day))
     except LookupError as e:  # an unknown organisation, or a day not detected yet
         _fail(str(e.args[0]) if e.args else str(e))
+        return
+    except TriageFileError as e:
+        _fail(str(e))
         return
     if fmt is Format.json:
         print(ex.model_dump_json(indent=2))
@@ -602,6 +624,13 @@ def explain_cmd(
         f"{ex.day}: score {ex.score:.0f}, {rank}",
         highlight=False,
     )
+    if ex.triage_status:
+        detail = f" - {ex.triage_detail}" if ex.triage_detail else ""
+        console.print(
+            f"triage: [{TRIAGE_STYLE.get(ex.triage_status, '')}]{ex.triage_status}[/]"
+            f"{_escape(detail)}",
+            highlight=False,
+        )
     for reason in ex.reasons:
         console.print(f"  - {reason.text}", highlight=False)
     features = Table(title="features against peers")
@@ -633,6 +662,23 @@ def explain_cmd(
                 f"(event {ex_event.event_id})",
                 highlight=False,
             )
+    _print_verdicts(ex.verdicts)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _print_verdicts(verdicts: list[TriageDecision]) -> None:
+    """The verdict history of ``explain``: every decision, oldest first."""
+    if not verdicts:
+        console.print("[bold]verdict history[/] none recorded", highlight=False)
+        return
+    from flows.cli_triage import decisions_table
+
+    console.print(decisions_table(verdicts, title="verdict history (oldest first)", show_org=False))
 
 
 def _num(value: float | None) -> str:

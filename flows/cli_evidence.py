@@ -2,8 +2,141 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
+    app.command("evidence")(evidence_cmd)
+
+
+def evidence_cmd(
+    org: Annotated[
+        str | None, typer.Argument(help="Organisation id, e.g. ORG00050 (not with --verify).")
+    ] = None,
+    day: Annotated[str | None, typer.Option("--day", help="Day YYYY-MM-DD of the flag.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Pack folder to create (the zip goes beside it: DIR.zip)."),
+    ] = None,
+    verify: Annotated[
+        Path | None,
+        typer.Option("--verify", help="Check a pack folder or zip against its manifest."),
+    ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option("--expect", help="With --verify: the fingerprint given when it was built."),
+    ] = None,
+    max_events: Annotated[
+        int | None,
+        typer.Option("--max-events", min=1, help="Most events per source (default 100,000)."),
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="State folder. Env ACCESSWATCH_HOME.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings file. Env ACCESSWATCH_CONFIG.")
+    ] = None,
+) -> None:
+    """Build an evidence pack for referral, or check one has not changed.
+
+    `accesswatch evidence ORG --day D --out DIR` writes DIR/ and DIR.zip: the org's
+    features against its peers, rule evidence, the pseudonymised events behind it, the
+    score timeline, verdict history and versions, with a manifest of SHA-256 hashes. It
+    prints the pack's fingerprint (the manifest's SHA-256): keep it apart from the pack.
+
+    `accesswatch evidence --verify DIR|DIR.zip [--expect FINGERPRINT]` re-hashes every file;
+    exits 1 when anything was changed, added or removed.
+    """
+    if verify is not None:
+        if org or day or out:
+            _fail("--verify takes only a pack (and --expect); not ORG, --day or --out")
+        _verify(verify, expect)
+        return
+    if expect is not None:
+        _fail("--expect goes with --verify")
+    if not (org and day and out):
+        _fail("give ORG, --day and --out to build a pack, or --verify PATH to check one")
+    assert org and day and out
+    _build(org, day, out, max_events, home, config)
+
+
+def _build(
+    org: str, day_text: str, out: Path, max_events: int | None, home: Path | None, cfg: Path | None
+) -> None:
+    from pipeline.evidence import PackExistsError, build_pack
+    from schemas.evidence import EvidenceConfig
+    from schemas.settings import load_settings
+
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        _fail(f"not a date (YYYY-MM-DD): {day_text!r}")
+        return
+    try:
+        settings = load_settings(cfg, home=home)
+    except Exception as e:  # pydantic ValidationError or a missing file: both user errors
+        _fail(f"invalid settings: {e}")
+        return
+    evidence = EvidenceConfig(**({"max_events": max_events} if max_events else {}))
+    try:
+        report = build_pack(settings, org, day, out, evidence=evidence)
+    except PackExistsError as e:
+        _fail(str(e))
+        return
+    except LookupError as e:  # an unknown organisation, or a day not detected yet
+        _fail(str(e.args[0]) if e.args else str(e))
+        return
+    verdicts = "unavailable" if report.verdicts is None else str(report.verdicts)
+    console.print(
+        f"evidence pack for {report.org_id} on {report.day}: {report.folder} and "
+        f"{report.zip_path} ({len(report.files)} files; {report.lrs_events:,} LRS events, "
+        f"{report.npd_events:,} NPD queries; verdicts: {verdicts})",
+        highlight=False,
+    )
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"fingerprint (SHA-256 of manifest.json): {report.manifest_sha256}")
+
+
+def _verify(path: Path, expect: str | None) -> None:
+    from pipeline.evidence import verify_pack
+
+    result = verify_pack(path, expect)
+    for label, names in (
+        ("changed", result.changed),
+        ("missing", result.missing),
+        ("not in the manifest", result.unexpected),
+    ):
+        for name in names:
+            err.print(f"[bold red]{label}:[/] {name}", highlight=False)
+    for problem in result.problems:
+        err.print(f"[bold red]problem:[/] {problem}", highlight=False)
+    if not result.ok:
+        err.print(f"[bold red]NOT VERIFIED[/] {path}", highlight=False)
+        raise typer.Exit(1)
+    matched = " (matches the expected fingerprint)" if result.expected_sha256 else ""
+    console.print(
+        f"verified {path}: {result.checked} files match manifest.json; fingerprint "
+        f"{result.manifest_sha256}{matched}",
+        highlight=False,
+    )
+    if not result.expected_sha256:
+        console.print(
+            "note: without --expect this shows the pack is consistent with its own manifest, "
+            "not that the manifest is the one issued",
+            highlight=False,
+        )

@@ -1,9 +1,218 @@
-"""The `accesswatch triage` command (registered on the main app by flows/cli.py)."""
+"""The `accesswatch triage` command (registered on the main app by flows/cli.py).
+
+Self-contained on purpose: flows/cli.py imports this module while it is itself being
+imported, so importing flows.cli from here would run it twice under ``python -m``.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from schemas.triage import TriageDecision, Verdict
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _day(text: str | None, flag: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{flag}: not a date (YYYY-MM-DD): {text!r}")
+
+
+VERDICT_STYLE = {"misuse": "bold red", "legitimate": "green", "needs_info": "yellow",
+                 "data_issue": "magenta"}  # fmt: skip
+"""Rich style of each verdict (as in flows/cli.py's TRIAGE_STYLE)."""
+
+
+def decisions_table(
+    rows: list[TriageDecision], *, title: str | None = None, show_org: bool = True
+) -> Table:
+    """``rows`` (analysts' decisions) as a table, one row each, in the order given: used
+    by ``triage --list`` and by ``explain``'s verdict history (``show_org=False``)."""
+    table = Table(title=title)
+    for col in ("decided (UTC)", "org", "verdict", "analyst", "list day", "until", "score then",
+                "rules then", "note"):  # fmt: skip
+        if show_org or col != "org":
+            table.add_column(col, overflow="fold")
+    for d in rows:
+        table.add_row(
+            f"{d.decided_at:%Y-%m-%d %H:%M:%S}",
+            *([d.org_id] if show_org else []),
+            f"[{VERDICT_STYLE.get(d.verdict.value, '')}]{d.verdict.value}[/]",
+            escape(d.analyst),
+            str(d.day or "-"),
+            str(d.until or "-"),
+            "-" if d.score_at_decision is None else f"{d.score_at_decision:.2f}",
+            ", ".join(d.rules_at_decision) or "-",
+            escape(d.note),
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
+
+    @app.command("triage")
+    def triage_cmd(
+        org: Annotated[
+            str | None,
+            typer.Argument(
+                metavar="ORG", help="Organisation id, e.g. ORG00050.", show_default=False
+            ),
+        ] = None,
+        verdict: Annotated[
+            Verdict | None,
+            typer.Option("--verdict", help="misuse, legitimate, needs_info or data_issue."),
+        ] = None,
+        note: Annotated[str | None, typer.Option("--note", help="Why (kept verbatim).")] = None,
+        analyst: Annotated[str | None, typer.Option("--analyst", help="Who decided.")] = None,
+        until: Annotated[
+            str | None,
+            typer.Option("--until", help="Last list day YYYY-MM-DD the verdict applies to."),
+        ] = None,
+        day: Annotated[
+            str | None,
+            typer.Option(
+                "--day", help="The ranked-list day it is made against (default: the latest)."
+            ),
+        ] = None,
+        list_: Annotated[
+            bool, typer.Option("--list", help="Show the recorded decisions, oldest first.")
+        ] = False,
+        org_filter: Annotated[
+            str | None, typer.Option("--org", help="With --list: one organisation only.")
+        ] = None,
+        fmt: Annotated[
+            ListFormat, typer.Option("--format", help="With --list: table or json.")
+        ] = ListFormat.table,
+        home: Annotated[
+            Path | None,
+            typer.Option(
+                "--home", help="State folder (lake, warehouse, triage). Env ACCESSWATCH_HOME."
+            ),
+        ] = None,
+        config: Annotated[
+            Path | None,
+            typer.Option("--config", help="TOML settings file. Env ACCESSWATCH_CONFIG."),
+        ] = None,
+    ) -> None:
+        """Record an analyst's verdict on an organisation, or list the verdicts.
+
+        Verdicts are appended, never changed: a new one supersedes the last. misuse pins the
+        organisation at the top of the list; legitimate hides it until --until or until its
+        behaviour changes (a new rule fires, or its score rises well above the level at the
+        verdict), when it comes back as "returned"; needs_info and data_issue are shown as
+        its status. Recording never waits for a running nightly or backfill job.
+        """
+        from schemas.settings import load_settings
+
+        try:
+            settings = load_settings(config, home=home)
+        except Exception as e:  # pydantic ValidationError or a missing file: both user errors
+            _fail(f"invalid settings: {e}")
+        if list_:
+            if any(x is not None for x in (verdict, note, analyst, until, day)):
+                _fail("--list shows decisions; --verdict, --note, --analyst, --until and --day "
+                      "record one")  # fmt: skip
+            if org and org_filter and org != org_filter:
+                _fail(f"give one organisation, not {org!r} and --org {org_filter!r}")
+            _list(settings, org_filter or org, fmt)
+            return
+        if org is None:
+            _fail("give ORG with --verdict, --note and --analyst, or --list [--org ORG]")
+        missing = [
+            flag
+            for flag, value in (("--verdict", verdict), ("--note", note), ("--analyst", analyst))
+            if value is None
+        ]
+        if missing:
+            _fail(f"recording a verdict needs {', '.join(missing)}")
+        assert verdict is not None and note is not None and analyst is not None
+        _record(settings, org, verdict, note, analyst, _day(until, "--until"), _day(day, "--day"))
+
+
+def _list(settings: Settings, org: str | None, fmt: ListFormat) -> None:
+    from pipeline.triage import TriageFileError, history
+
+    try:
+        rows = history(settings, org)
+    except TriageFileError as e:
+        _fail(str(e))
+    if fmt is ListFormat.json:
+        print(json.dumps([d.model_dump(mode="json") for d in rows], indent=2))
+        return
+    if not rows:
+        console.print(f"no verdicts{f' on {org}' if org else ''} in {settings.home}")
+        return
+    console.print(decisions_table(rows))
+
+
+def _record(
+    settings: Settings,
+    org: str,
+    verdict: Verdict,
+    note: str,
+    analyst: str,
+    until: date | None,
+    day: date | None,
+) -> None:
+    from pydantic import ValidationError
+
+    from pipeline.triage import record
+
+    try:
+        d = record(settings, org, verdict, note, analyst, until=until, day=day)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in p['loc']) or 'decision'}: {p['msg']}" for p in e.errors()
+        )
+        _fail(f"invalid verdict: {problems}")
+    except LookupError as e:  # an unknown organisation, or a day not detected yet
+        _fail(str(e.args[0]) if e.args else str(e))
+    busy = settings.warehouse.exists() and d.score_at_decision is None
+    if d.day is not None:
+        against = f"the list of {d.day}"
+    else:
+        against = "the latest list" if busy else "no ranked list yet"
+    console.print(
+        f"recorded {d.decision_id}: {d.org_id} [bold]{d.verdict.value}[/] by {escape(d.analyst)}, "
+        f"against {against}" + (f", until {d.until}" if d.until else ""),
+        highlight=False,
+    )
+    if d.score_at_decision is not None:
+        rules = ", ".join(d.rules_at_decision) or "none"
+        console.print(
+            f"score at the verdict {d.score_at_decision:.2f}; rules {rules}", highlight=False
+        )
+    elif busy:
+        err.print(
+            "note: no score at the verdict was recorded (the warehouse was busy, or the org "
+            "had no score that day); it is read from that day's results when the list is read",
+            highlight=False,
+        )

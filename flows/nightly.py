@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from prefect import flow
 from prefect.states import State
 
+from flows import tasks
 from flows.artifacts import publish
 from flows.backfill import finish
 from flows.work import SOURCES, process_days
@@ -47,5 +48,6 @@ def nightly(
             paths, day, day, score_from=day - timedelta(days=s.rescore_max_days)
         )
         result.flow = "nightly"
-        publish(paths, day, result, missing, top)
+        html = tasks.report(paths, day, top)
+        publish(paths, day, result, missing, top, report=html)
     return finish(result)

@@ -20,8 +20,9 @@ from prefect.context import TaskRunContext
 from pipeline.ingest import CommittedDelivery, commit_delivery, recover_home, stage_delivery
 from pipeline.lake import home_lock
 from pipeline.profile import build_profiles
-from pipeline.rank import detect
+from pipeline.rank import NotProfiledError, detect
 from pipeline.reference import load_reference
+from pipeline.report import write_report
 from pipeline.summary import day_summary
 from pipeline.version import (
     code_version,
@@ -120,7 +121,10 @@ def score_day(paths: JobPaths, day: date) -> DaySummary:
     return day_summary(s, day)
 
 
-@task(name="summarise-day", task_run_name="summarise-{day}")
-def summarise(paths: JobPaths, day: date, top: int = 25) -> DaySummary:
-    """Counts and the ranked list of one day, read back from the warehouse."""
-    return day_summary(paths.settings(), day, top)
+@task(name="write-report", task_run_name="report-{day}")
+def report(paths: JobPaths, day: date, top: int = 25) -> Path | None:
+    """The day's self-contained HTML report under ``<home>/reports`` (None: day not scored)."""
+    try:
+        return write_report(paths.settings(), day, top=top)
+    except NotProfiledError:
+        return None

@@ -212,25 +212,35 @@ def judge(
     )
 
 
-def evaluate_home(
-    settings: Settings, labels_file: Path, cfg: EvaluationConfig | None = None
-) -> list[MethodResult]:
-    """Judge an already processed home (ingested, profiled and detected) and the baselines."""
+def method_scores(
+    settings: Settings, cfg: EvaluationConfig | None = None
+) -> dict[str, pl.DataFrame]:
+    """``org_id, day, score`` of accesswatch and of the two baselines (volume alarm, raw
+    isolation forest) over the days accesswatch scored: the rankings ``evaluate_home``
+    judges."""
     cfg = cfg or EvaluationConfig()
-    labels, decoys = read_truth(labels_file)
     ours = accesswatch_scores(settings)
     if ours.is_empty():
         raise ValueError(f"{settings.home} has no scores: run detect for its days first")
     first, last = ours["day"].min(), ours["day"].max()
     assert isinstance(first, date) and isinstance(last, date)
     counts = daily_counts(settings, first - timedelta(cfg.volume_history_days), last)
-    volume = volume_alarm(counts, cfg).filter(pl.col("day") >= first)
-    plain = raw_iforest(counts.filter(pl.col("day") >= first), cfg)
-    return [
-        judge("accesswatch", ours, labels, decoys, cfg, top_reasons(settings)),
-        judge("volume alarm", volume, labels, decoys, cfg),
-        judge("raw isolation forest", plain, labels, decoys, cfg),
-    ]
+    return {
+        "accesswatch": ours,
+        "volume alarm": volume_alarm(counts, cfg).filter(pl.col("day") >= first),
+        "raw isolation forest": raw_iforest(counts.filter(pl.col("day") >= first), cfg),
+    }
+
+
+def evaluate_home(
+    settings: Settings, labels_file: Path, cfg: EvaluationConfig | None = None
+) -> list[MethodResult]:
+    """Judge an already processed home (ingested, profiled and detected) and the baselines."""
+    cfg = cfg or EvaluationConfig()
+    labels, decoys = read_truth(labels_file)
+    scores = method_scores(settings, cfg)
+    reasons = {"accesswatch": top_reasons(settings)}
+    return [judge(m, s, labels, decoys, cfg, reasons.get(m)) for m, s in scores.items()]
 
 
 def write_markdown(path: Path, results: list[MethodResult], labels: Path, command: str) -> None:

@@ -63,7 +63,9 @@ def _journal_dir(home: Path) -> Path:
     return home / "journal"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush the directory ``path`` itself, so that files created, renamed or linked in it
+    survive a crash."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -83,7 +85,7 @@ def commit_files(
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, journal)
-    _fsync_dir(journal_dir)
+    fsync_dir(journal_dir)
     for src, dst in moves:
         if dst.exists():
             raise FileExistsError(f"{dst} already exists; refusing to overwrite lake data")

@@ -49,7 +49,7 @@ import polars as pl
 
 from detectors.rules import load_config
 from pipeline.lake import home_lock, lake_dir, partition_dir
-from pipeline.sql import sql
+from pipeline.sql import define_npd_checks, sql
 from pipeline.warehouse import connect
 from schemas.detection import DetectionConfig, ProfileConfig, ProfileReport
 from schemas.events import LrsLakeEvent, NpdLakeEvent
@@ -86,7 +86,7 @@ _SUMMARY_TEMP = {
     "org_day": "new_org_day",
     "npd_org_day": "new_npd_day",
 }
-_SUMMARY_SQL = ("profile_day_events", *SUMMARY_TABLES.values())
+_SUMMARY_SQL = ("npd_checks", "profile_day_events", *SUMMARY_TABLES.values())
 _OUT_COLUMNS_ORG = ("org_id", "day", "org_type", "size_band", "peer_group", "peer_level")
 _OUT_COLUMNS_ACCOUNT = ("org_id", "user_name", "day", "org_type")
 
@@ -679,6 +679,7 @@ def _summarise_day(
     files, n_lrs, n_npd = _day_files(con, settings, day)
     pool = {**_params(cfg, settings, day), "files": files["lrs"], "npd_files": files["npd"]}
     _run(con, "profile_day_events", pool)
+    define_npd_checks(con)
     for name in SUMMARY_TABLES.values():
         _run(con, name, pool)
     reset = False
@@ -764,6 +765,7 @@ def _ensure_summary_tables_exist(con: duckdb.DuckDBPyConnection, settings: Setti
     }
     _register_area_region(con)
     _run(con, "profile_day_events", pool)
+    define_npd_checks(con)
     for name in SUMMARY_TABLES.values():
         _run(con, name, pool)
     for table, temp in _SUMMARY_TEMP.items():

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
@@ -47,7 +48,17 @@ from pipeline.profile import (
     model_features,
     read_features,
 )
-from pipeline.sql import sql
+from pipeline.sql import define_npd_checks, sql
+from pipeline.triage import (
+    DayBehaviour,
+    apply_triage,
+    baseline,
+    decisions_in_force,
+    history,
+    last_review,
+    standing,
+    untriaged_status,
+)
 from pipeline.warehouse import connect
 from schemas.detection import (
     AccountShare,
@@ -63,8 +74,10 @@ from schemas.detection import (
     ScoreRow,
     Suspect,
     TimelinePoint,
+    TriageStatus,
 )
 from schemas.settings import Settings
+from schemas.triage import TriageDecision, Verdict
 
 OUTPUT_TABLES = ("scores", "rule_hits", "reasons", "suspects")
 TIMELINE_DAYS = 28
@@ -410,6 +423,7 @@ def _attach_evidence(
                     "read_parquet($files, hive_partitioning = false)",
                     {"files": files},
                 )
+                define_npd_checks(con)
                 for org, eid, at, user, op, pid in con.execute(
                     sql("rank_npd_evidence"), {"examples": n}
                 ).fetchall():
@@ -685,26 +699,149 @@ def _has_results(con: duckdb.DuckDBPyConnection, day: date) -> bool:
     return bool(rows and rows[0][0])
 
 
-def suspects(settings: Settings, day: date, top: int = 20, by: str = "org") -> list[Suspect]:
-    """The ranked list of ``day`` (orgs, or accounts with ``by="account"``), best first.
+def suspects(
+    settings: Settings,
+    day: date,
+    top: int = 20,
+    by: str = "org",
+    *,
+    include_suppressed: bool = False,
+    config: DetectionConfig | None = None,
+) -> list[Suspect]:
+    """The ranked list of ``day`` (orgs, or accounts with ``by="account"``) as analysts see
+    it: best first, with the analysts' verdicts applied.
 
-    At most ``ranking.store_top`` rows are kept per day. ``first_flagged`` is the first day
-    within ``flag_lookback_days`` on which the org (account) ranked within ``flag_top``
-    (today when never before); ``triage_status`` is ``new`` when that is today, else
-    ``recurring``. Raises :class:`NotProfiledError` when ``detect`` has not run for ``day``.
+    Reads the stored list (at most ``ranking.store_top`` rows per day, as ``detect`` wrote
+    it) and applies the recorded triage decisions at read time, so a verdict takes effect
+    at once (rules in :mod:`pipeline.triage`): ``misuse`` orgs are pinned above the ranked
+    rows (also when they fell out of the stored list; ``top`` counts the ranked rows only),
+    ``legitimate`` orgs are left out (kept, as ``legitimate``, with ``include_suppressed``)
+    until their verdict ends or their behaviour changes (then ``returned``), ``needs_info``
+    and ``data_issue`` are shown as status, and rows without a verdict are ``new`` when
+    first flagged after the last review, else ``recurring``. ``first_flagged`` is the first
+    day within ``flag_lookback_days`` on which the org (account) ranked within ``flag_top``
+    (today when never before). Ranks are positions in the list as returned.
+
+    Raises :class:`NotProfiledError` when ``detect`` has not run for ``day`` and
+    :class:`pipeline.triage.TriageFileError` for a decision file that is not valid.
     """
     if by not in ("org", "account"):
         raise ValueError(f"by must be 'org' or 'account', got {by!r}")
+    cfg = config or load_config()
+    decisions = history(settings)
     with connect(settings, read_only=True) as con:
         if not _has_results(con, day):
             raise NotProfiledError(f"no detection results for {day}: run detect first")
         cur = con.execute(
-            "SELECT * FROM suspects WHERE day = $d AND level = $l ORDER BY rank LIMIT $k",
-            {"d": day, "l": by, "k": top},
+            "SELECT * FROM suspects WHERE day = $d AND level = $l ORDER BY rank",
+            {"d": day, "l": by},
         )
         names = [d[0] for d in cur.description or []]
-        rows = cur.fetchall()
-    return [_suspect(dict(zip(names, r, strict=True)), by) for r in rows]
+        rows = [_suspect(dict(zip(names, r, strict=True)), by) for r in cur.fetchall()]
+        decisions = _resolve_decisions(con, settings, decisions)
+        in_force = decisions_in_force(decisions, day)
+        behaviour = _behaviour(con, day, in_force)
+        extra = (
+            _pinned_rows(con, cfg, day, in_force, {r.org_id for r in rows}) if by == "org" else []
+        )
+    return apply_triage(
+        rows,
+        decisions,
+        behaviour,
+        day,
+        cfg.triage,
+        top,
+        include_suppressed=include_suppressed,
+        pinned_extra=extra,
+    )
+
+
+def _resolve_decisions(
+    con: duckdb.DuckDBPyConnection, settings: Settings, decisions: list[TriageDecision]
+) -> list[TriageDecision]:
+    """Decisions recorded while the warehouse was busy, completed in memory (the files stay
+    as written): a missing day is the latest detected day on or before the decision's local
+    date; a missing baseline is the org's score and rules on the decision's day."""
+    out = []
+    zone = ZoneInfo(settings.timezone)
+    for d in decisions:
+        if d.day is None:
+            local = d.decided_at.astimezone(zone).date()
+            found = con.execute(
+                "SELECT max(day) FROM scores WHERE level = 'org' AND day <= $d", {"d": local}
+            ).fetchone()
+            if found and found[0] is not None:
+                d = d.model_copy(update={"day": found[0]})
+        if d.score_at_decision is None and d.day is not None:
+            score, rules = baseline(con, d.org_id, d.day)
+            d = d.model_copy(update={"score_at_decision": score, "rules_at_decision": rules})
+        out.append(d)
+    return out
+
+
+def _behaviour(
+    con: duckdb.DuckDBPyConnection, day: date, in_force: dict[str, TriageDecision]
+) -> dict[str, list[DayBehaviour]]:
+    """Score and rules of each org with a ``legitimate`` verdict in force, per detected day
+    from the verdict's day to ``day``."""
+    legit = {o: d for o, d in in_force.items() if d.verdict is Verdict.legitimate}
+    if not legit:
+        return {}
+    lo = min((d.day or date.min) for d in legit.values())
+    rows = con.execute(
+        "SELECT s.org_id, s.day, s.score, "
+        "list(DISTINCT h.rule_id) FILTER (WHERE h.rule_id IS NOT NULL) "
+        "FROM scores AS s LEFT JOIN rule_hits AS h ON h.day = s.day AND h.org_id = s.org_id "
+        "WHERE s.level = 'org' AND s.org_id IN (SELECT unnest($orgs)) "
+        "AND s.day BETWEEN $lo AND $d GROUP BY ALL ORDER BY s.org_id, s.day",
+        {"orgs": sorted(legit), "lo": lo, "d": day},
+    ).fetchall()
+    out: dict[str, list[DayBehaviour]] = defaultdict(list)
+    for org, d, score, rules in rows:
+        out[org].append(DayBehaviour(day=d, score=float(score), rules=frozenset(rules or [])))
+    return dict(out)
+
+
+def _pinned_rows(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DetectionConfig,
+    day: date,
+    in_force: dict[str, TriageDecision],
+    present: set[str],
+) -> list[Suspect]:
+    """Rows for ``misuse`` orgs missing from the stored list of ``day`` (they are listed
+    whatever their score): score and rules of the day, no reasons or accounts."""
+    wanted = sorted(
+        o for o, d in in_force.items() if d.verdict is Verdict.misuse and o not in present
+    )
+    if not wanted:
+        return []
+    orgs = dict(
+        (o, (n, t))
+        for o, n, t in con.execute(
+            "SELECT org_id, name, org_type FROM organisations WHERE org_id IN (SELECT unnest($o))",
+            {"o": wanted},
+        ).fetchall()
+    )
+    flagged = _first_flagged(con, cfg, day, "org")
+    out = []
+    for org in wanted:
+        if org not in orgs:
+            continue  # not an organisation of this home: nothing to list
+        score, rules = baseline(con, org, day)
+        out.append(
+            Suspect(
+                rank=1,
+                org_id=org,
+                org_name=orgs[org][0],
+                org_type=orgs[org][1],
+                score=score or 0.0,
+                rules=rules,
+                first_flagged=flagged.get((org, ""), in_force[org].day or day),
+                triage_status="misuse",
+            )
+        )
+    return out
 
 
 def _suspect(r: dict[str, Any], by: str) -> Suspect:
@@ -727,11 +864,17 @@ def explain(
     settings: Settings, org_id: str, day: date, config: DetectionConfig | None = None
 ) -> OrgExplanation:
     """Feature values against peers (key features, largest peer z first), the daily score
-    timeline over the last 28 days, rule hits with evidence, reasons and accounts.
+    timeline over the last 28 days, rule hits with evidence, reasons and accounts, and the
+    analysts' verdicts: every decision on the org (oldest first) and the triage status it
+    has in ``day``'s list (as :func:`suspects` gives it; ``legitimate`` when suppressed,
+    None when unranked without a verdict in force).
 
     Raises :class:`NotProfiledError` when ``detect`` has not run for ``day`` and
-    ``KeyError`` for an unknown org. An org outside the stored top list has ``rank=None``.
+    ``KeyError`` for an unknown org. An org outside the stored top list has ``rank=None``;
+    ``rank`` is its place in the list ``detect`` stored, before verdicts are applied.
     """
+    cfg = config or load_config()
+    decisions = history(settings)
     with connect(settings, read_only=True) as con:
         if not _has_results(con, day):
             raise NotProfiledError(f"no detection results for {day}: run detect first")
@@ -762,7 +905,10 @@ def explain(
         names = [d[0] for d in cur.description or []]
         found_suspect = cur.fetchall()
         suspect_row = found_suspect[0] if found_suspect else None
-        rule_desc = {r.id: r.description for r in (config or load_config()).rules}
+        rule_desc = {r.id: r.description for r in cfg.rules}
+        resolved = _resolve_decisions(con, settings, decisions)
+        in_force = {o: d for o, d in decisions_in_force(resolved, day).items() if o == org_id}
+        behaviour = _behaviour(con, day, in_force)
     comparisons = []
     for f in FEATURES.values():
         if not f.key:
@@ -782,6 +928,10 @@ def explain(
     comparisons.sort(key=lambda c: -abs(c.peer_z or 0.0))
     current = dict(zip(names, suspect_row, strict=True)) if suspect_row else None
     score_today = next((s for d, s, _ in score_rows if d == day), 0.0)
+    stand = standing(in_force.get(org_id), behaviour.get(org_id, []), day, cfg.triage)
+    status: TriageStatus | None = stand.status if stand else None
+    if stand is None and current is not None:
+        status = untriaged_status(current["first_flagged"], last_review(resolved, day), day)
     return OrgExplanation(
         org_id=org_id,
         org_name=org[0],
@@ -810,4 +960,7 @@ def explain(
             for rid, sev, user, feat, val, thr, hard, msg, ev in hit_rows
         ],
         accounts=_suspect(current, "org").accounts if current else [],
+        triage_status=status,
+        triage_detail=stand.detail if stand else None,
+        verdicts=[d for d in decisions if d.org_id == org_id],
     )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -12,3 +16,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 def sql(name: str) -> str:
     """The text of ``pipeline/sql/<name>.sql``."""
     return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def define_npd_checks(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the temp macro ``npd_checks`` (``npd_checks.sql``: the NPD agreement checks,
+    the one definition of a breach) on ``con``, for the queries that call it."""
+    con.execute(sql("npd_checks"))

@@ -1,5 +1,6 @@
 """The DuckDB warehouse: one file per home holding reference data, the run ledger and,
-features, scores, rule hits, reasons and suspects (and, later, triage decisions).
+features, scores, rule hits, reasons and suspects. Triage decisions are files, see
+pipeline/triage.py.
 
 DuckDB allows one writing process per file, so connections are opened briefly and closed;
 computations that need no warehouse table run on polars frames.
@@ -47,7 +48,11 @@ def _config(settings: Settings) -> dict[str, str | bool | int | float | list[str
 
 def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """No progress bar: it would garble CLI output and logs (a session-only option)."""
-    con.execute("SET enable_progress_bar = false")
+    # Inside a Jupyter kernel DuckDB refuses to change the setting unless ipywidgets is
+    # installed (duckdb/duckdb#7590); the bar is off by default there, so nothing is lost.
+    # Remove the guard when DuckDB accepts turning an unused bar off.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -3,7 +3,7 @@
 Every threshold and weight used by ``pipeline.profile``, ``detectors/`` and
 ``pipeline.rank`` lives here with declared bounds. Committed defaults are the field
 defaults; ``detectors/rules.toml`` holds the rules and may override any section
-(``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``); see
+(``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``); see
 :func:`detectors.rules.load_config`.
 
 Output records follow the output contract of ``DESIGN.md`` (``suspects``): rank, org_id,
@@ -17,6 +17,8 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.triage import TriageDecision
 
 # --- Profiles -----------------------------------------------------------------------------
 
@@ -303,8 +305,34 @@ class RankingConfig(BaseModel):
     )
 
 
+class TriageConfig(BaseModel):
+    """How analysts' verdicts change the ranked list (``pipeline.triage``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    return_score_margin: float = Field(
+        default=20.0,
+        gt=0,
+        le=100,
+        description=(
+            "A 'legitimate' org comes back when its score rises more than this many points "
+            "(0-100 scale) above its score at the verdict"
+        ),
+    )
+    context_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long recording a verdict waits for a busy warehouse to read the org's score "
+            "and rules; after that it is recorded without them (read when the list is read)"
+        ),
+    )
+
+
 class DetectionConfig(BaseModel):
-    """Everything ``detect`` needs: profile parameters, rules, models, ensemble, ranking."""
+    """Everything ``detect`` needs: profile parameters, rules, models, ensemble, ranking,
+    and how triage verdicts change the list that ``suspects`` reads."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -312,6 +340,7 @@ class DetectionConfig(BaseModel):
     models: ModelConfig = ModelConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
     ranking: RankingConfig = RankingConfig()
+    triage: TriageConfig = TriageConfig()
     rules: tuple[RuleConfig, ...] = ()
 
     @model_validator(mode="after")
@@ -400,7 +429,14 @@ class Score(BaseModel):
     hard_fact: bool = False
 
 
-TriageStatus = Literal["new", "recurring"]
+TriageStatus = Literal[
+    "new", "recurring", "misuse", "legitimate", "returned", "needs_info", "data_issue"
+]
+"""Where a row stands with the analysts (see :mod:`pipeline.triage`): ``new`` / ``recurring``
+when no verdict is in force (``new``: first flagged after the last review), the verdict in
+force (``misuse`` pinned; ``legitimate`` only when suppressed rows are asked for;
+``needs_info``; ``data_issue``), or ``returned``: a ``legitimate`` org back on the list
+because its verdict expired or its behaviour changed."""
 
 
 class Suspect(BaseModel):
@@ -419,6 +455,13 @@ class Suspect(BaseModel):
     accounts: list[AccountShare] = Field(default_factory=list)
     first_flagged: date
     triage_status: TriageStatus
+    triage_detail: str | None = Field(
+        default=None,
+        description="Why the row has its triage status (the verdict in force, why it returned)",
+    )
+    pinned: bool = Field(
+        default=False, description="Listed because of a misuse verdict, above the ranked rows"
+    )
 
 
 # --- Warehouse rows (flat, JSON text for nested values) -----------------------------------
@@ -545,3 +588,10 @@ class OrgExplanation(BaseModel):
     timeline: list[TimelinePoint] = Field(default_factory=list)
     rule_hits: list[RuleHit] = Field(default_factory=list)
     accounts: list[AccountShare] = Field(default_factory=list)
+    triage_status: TriageStatus | None = Field(
+        default=None, description="As in the ranked list; None when unranked and no verdict"
+    )
+    triage_detail: str | None = None
+    verdicts: list[TriageDecision] = Field(
+        default_factory=list, description="Every verdict on the org, oldest first"
+    )

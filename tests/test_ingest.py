@@ -49,7 +49,7 @@ def snapshot(home: Path) -> dict[str, str]:
     return {
         str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file() and p.name not in (".lock", ".run.lock")
     }
 
 

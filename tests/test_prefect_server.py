@@ -334,6 +334,9 @@ class TestServe:
         assert "| refused deliveries | 0 |" in summary
         assert "| suspects in the ranked list | 25 |" in summary
         assert "Missing deliveries" not in summary  # both LRS and NPD came that day
+        # the nightly wrote the day's HTML report into the home and linked it
+        report = served.home / "reports" / f"{GOOD_DAY}.html"
+        assert report.is_file() and report.as_uri() in summary
 
     def test_a_refused_delivery_fails_the_nightly_naming_the_file_and_a_rerun_redoes_only_it(
         self, served: Served
