@@ -17,7 +17,13 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from pipeline.ingest import CommittedDelivery, commit_delivery, recover_home, stage_delivery
+from pipeline.ingest import (
+    CommittedDelivery,
+    StagedDelivery,
+    commit_delivery,
+    recover_home,
+    stage_delivery,
+)
 from pipeline.lake import home_lock
 from pipeline.profile import build_profiles
 from pipeline.rank import NotProfiledError, detect
@@ -87,20 +93,31 @@ def reference(paths: JobPaths) -> list[DeliveryReport]:
 
 
 @task(
-    name="ingest-delivery",
+    name="stage-delivery",
+    task_run_name="stage-{source}-{day}",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAY_SECONDS,
+)
+def stage(
+    paths: JobPaths, source: str, day: date, run_id: str, done: dict[tuple[str, str], str]
+) -> StagedDelivery:
+    """Read, validate and pseudonymise one delivery day into staging. Takes no lock, so
+    deliveries stage in parallel. ``done`` lists committed files, which are not read again."""
+    return stage_delivery(paths.settings(), source, day, run_id, done)
+
+
+@task(
+    name="commit-delivery",
     task_run_name="ingest-{source}-{day}",
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAY_SECONDS,
     cache_key_fn=_ingest_key,
     persist_result=True,
 )
-def ingest_delivery(
-    paths: JobPaths, source: str, day: date, run_id: str, done: dict[tuple[str, str], str]
-) -> CommittedDelivery:
-    """Stage one delivery day (no lock: deliveries stage in parallel), then commit it under
-    the writer lock. ``done`` lists files already committed, which are not read again."""
+def commit(paths: JobPaths, source: str, day: date, staged: StagedDelivery) -> CommittedDelivery:
+    """Commit a staged delivery day under the writer lock. Flows commit a source's days in
+    date order, so the copy of an event kept is the first delivered, as in a serial run."""
     s = paths.settings()
-    staged = stage_delivery(s, source, day, run_id, done)
     with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"commit {source} {day}"):
         return commit_delivery(s, staged)
 

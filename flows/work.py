@@ -11,10 +11,17 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import allow_failure
 
 from flows import tasks
 from flows.progress import Progress, emit
-from pipeline.ingest import CommittedDelivery, committed_files, delivery_files, new_run_id
+from pipeline.ingest import (
+    CommittedDelivery,
+    StagedDelivery,
+    committed_files,
+    delivery_files,
+    new_run_id,
+)
 from pipeline.lake import home_lock
 from pipeline.version import code_version
 from schemas.flows import DayOutcome, DayState, JobPaths, RunResult
@@ -55,6 +62,15 @@ def _share_api_url() -> None:
         os.environ["PREFECT_API_URL"] = str(get_client(sync_client=True).api_url)
 
 
+def _cause(staged: PrefectFuture[StagedDelivery], error: Exception) -> str:
+    """The staging error when staging failed (the commit then never ran), else ``error``."""
+    try:
+        staged.result()
+    except Exception as e:
+        return str(e)
+    return str(error)
+
+
 def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(i) for i in range((end - start).days + 1)]
 
@@ -91,12 +107,20 @@ def process_days(paths: JobPaths, start: date, end: date, score_from: date) -> R
 
     pending = _pending(s, start, end)
     emit(Progress("ingest", 0, len(pending)))
-    ingest = tasks.ingest_delivery.with_options(result_storage=tasks.results_dir(paths))
+    # Stage every pending delivery in parallel; commit each source's days in date order,
+    # so that a duplicated event keeps its first delivered copy, as in a serial run.
+    committing = tasks.commit.with_options(result_storage=tasks.results_dir(paths))
     run_id = new_run_id()
-    futures: dict[PrefectFuture[CommittedDelivery], tuple[str, date]] = {
-        ingest.submit(paths, source, day, f"{run_id}-{source}-{day:%Y%m%d}", done): (source, day)
-        for source, day, done in pending
-    }
+    futures: dict[PrefectFuture[CommittedDelivery], tuple[str, date]] = {}
+    staging: dict[tuple[str, date], PrefectFuture[StagedDelivery]] = {}
+    previous: dict[str, PrefectFuture[CommittedDelivery]] = {}
+    for source, day, done in sorted(pending, key=lambda p: (p[0], p[1])):
+        staged = tasks.stage.submit(paths, source, day, f"{run_id}-{source}-{day:%Y%m%d}", done)
+        after = [allow_failure(previous[source])] if source in previous else []
+        fut = committing.submit(paths, source, day, staged, wait_for=after)  # type: ignore[call-overload]
+        futures[fut] = (source, day)
+        staging[(source, day)] = staged
+        previous[source] = fut
     touched: set[date] = set()
     for n, fut in enumerate(as_completed(list(futures)), start=1):
         source, day = futures[fut]
@@ -106,7 +130,7 @@ def process_days(paths: JobPaths, start: date, end: date, score_from: date) -> R
             committed = fut.result()
         except Exception as e:  # a day that fails is reported; the others go on
             outcome.ingest = DayState.failed
-            outcome.reason += f"{source} ingest failed: {e}; "
+            outcome.reason += f"{source} ingest failed: {_cause(staging[(source, day)], e)}; "
             log.error("%s delivery %s failed: %s", source, day, e)
         else:
             touched.update(committed.event_dates)
