@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/generate.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/detect.py
+	$(BIN)/python benchmarks/backfill.py
 
 clean:
 	rm -rf var bench-out test-artifacts .pytest_cache .mypy_cache .ruff_cache
