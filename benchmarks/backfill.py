@@ -206,6 +206,7 @@ class Measured:
     cpu_seconds: float
     load_average: tuple[float, float]
     stdout: str
+    shared_cpu_seconds: float = 0.0  # of which: the shared Prefect server
 
 
 def _cpu(pids: list[int]) -> float:
@@ -241,9 +242,12 @@ def measure_tree(
         stop.set()
         sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime + _cpu(shared) - shared_cpu
+    server_cpu = _cpu(shared) - shared_cpu
+    cpu = usage.ru_utime + usage.ru_stime + server_cpu
     loads = (round(load_before, 2), round(os.getloadavg()[0], 2))
-    return Measured(seconds, proc.returncode, usage.ru_maxrss / 1024, tree, cpu, loads, out)
+    return Measured(
+        seconds, proc.returncode, usage.ru_maxrss / 1024, tree, cpu, loads, out, server_cpu
+    )
 
 
 def _env(prefect_home: Path) -> dict[str, str]:
@@ -410,6 +414,7 @@ def run_flow(
         print(f"{label}: running", flush=True)
         m = measure_tree(cmd, env, work / f"{home.name}.log", api.pids)
     run = _run(label, "flow", days, workers, m)
+    run.detail["prefect_server_cpu_seconds"] = round(m.shared_cpu_seconds, 1)
     out = m.stdout
     if run.returncode == 0:
         run.events_read, run.events_written = _ledger_events(home)

@@ -1,4 +1,4 @@
-"""The backfill flow: a range of delivery days, ingested in parallel, scored in order."""
+"""The backfill flow: a range of delivery days, ingested in parallel and scored in order."""
 
 from __future__ import annotations
 
@@ -40,10 +40,14 @@ def backfill(
     end = end or days[-1]
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
-    runner = task_runner(workers or s.workers, dask_address or s.dask_address)
+    workers = workers or s.workers
+    dask_address = dask_address or s.dask_address
+    runner = task_runner(workers, dask_address)
+    # One delivery stages per local worker; an existing cluster takes them all at once.
+    slots = None if dask_address else workers
     with run_lock(s.home, lock_wait_seconds, purpose=f"backfill {start}..{end}"):
         result: RunResult = process_days.with_options(task_runner=runner)(
-            paths, start, end, score_from=start
+            paths, start, end, score_from=start, stage_slots=slots
         )
         result.flow = "backfill"
         publish(paths, end, result, missing=[])

@@ -41,6 +41,7 @@ from schemas.settings import Settings
 
 SOURCES = ("lrs", "npd")
 FILE_SEQ = "_file_seq"
+ROW = "_row"  # a staged row's place in delivery order
 MAX_AGE_YEARS = 120
 
 
@@ -466,32 +467,40 @@ def _dedup_and_place(
     if not staged:
         return {}, {}, moves
     # Staged chunks are listed in file then line order, so "first" is the first delivered.
-    rows = pl.scan_parquet(staged)
-    dates = rows.select(pl.col("event_date").unique()).collect()["event_date"].to_list()
-    existing = [
-        str(p)
-        for d in dates
-        for p in sorted(partition_dir(settings.home, source, d).glob("*.parquet"))
-    ]
-    fresh = rows.unique(subset="event_id", keep="first", maintain_order=True)
-    if existing:
-        fresh = fresh.join(pl.scan_parquet(existing).select("event_id"), on="event_id", how="anti")
-    deduped = fresh.collect()
-    counts = deduped.group_by(FILE_SEQ).agg(
-        pl.len().alias("written"), (pl.col("event_date") < day).sum().alias("late")
+    rows = pl.scan_parquet(staged).with_row_index(ROW)
+    firsts = (
+        rows.select(ROW, "event_id")
+        .unique(subset="event_id", keep="first")
+        .select(ROW)
+        .collect()
+        .to_series()
     )
-    written = dict(zip(counts[FILE_SEQ].to_list(), counts["written"].to_list(), strict=True))
-    late = dict(zip(counts[FILE_SEQ].to_list(), counts["late"].to_list(), strict=True))
+    dates = rows.select(pl.col("event_date").unique()).collect()["event_date"].to_list()
+    written: Counter[int] = Counter()
+    late: Counter[int] = Counter()
     out = stage / "out"
     out.mkdir(parents=True, exist_ok=True)
     name = f"part-{day.isoformat()}-{run_id}.parquet"
-    for (event_date,), part in deduped.group_by("event_date"):
+    # One event day at a time, so that only one partition's rows are in memory.
+    for event_date in sorted(dates):
         assert isinstance(event_date, date)
+        fresh = rows.filter(pl.col("event_date") == event_date, pl.col(ROW).is_in(firsts.implode()))
+        existing = sorted(partition_dir(settings.home, source, event_date).glob("*.parquet"))
+        if existing:
+            lake_ids = pl.scan_parquet(existing).select("event_id")
+            fresh = fresh.join(lake_ids, on="event_id", how="anti")
+        part = fresh.collect()
+        if not part.height:
+            continue
+        per_file = part.group_by(FILE_SEQ).len()
+        for seq, n in zip(per_file[FILE_SEQ].to_list(), per_file["len"].to_list(), strict=True):
+            written[seq] += n
+            late[seq] += n if event_date < day else 0
         path = out / f"{event_date.isoformat()}-{name}"
         # The partition value lives in the folder name (hive style), not in the file.
-        part.drop(FILE_SEQ, "event_date").sort("occurred_at", "event_id").write_parquet(
-            path, compression="zstd", statistics=True
-        )
+        part = part.drop(ROW, FILE_SEQ, "event_date").sort("occurred_at", "event_id")
+        part.write_parquet(path, compression="zstd", statistics=True)
+        del part
         moves.append((path, partition_dir(settings.home, source, event_date) / name))
     moves.sort(key=lambda m: str(m[1]))
     return written, late, moves

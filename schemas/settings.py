@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         le=3650,
         description="Nightly re-scores days touched by late events up to this many days back",
     )
+    late_delivery_days: int = Field(
+        default=2,
+        ge=0,
+        le=35,
+        description=(
+            "Backfill scores a day once the deliveries up to this many days later are in;"
+            " events later than that re-score it"
+        ),
+    )
     workers: int = Field(
         default=1, ge=1, le=256, description="Backfill: local Dask worker processes (1 = none)"
     )

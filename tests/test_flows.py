@@ -175,3 +175,47 @@ def test_nightly_ingests_its_day_and_rescores_the_days_late_events_touched(
     assert late is not None and late[0] > 0
     assert scored is not None and scored[0] > 0
     assert_lake_clean(home)
+
+
+def _features_of(home: Path) -> pl.DataFrame:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql("SELECT * FROM features ORDER BY day, org_id").pl()
+
+
+def test_a_backfill_scoring_while_it_ingests_matches_ingesting_everything_first(
+    tmp_path: Path,
+) -> None:
+    """Days are scored while later deliveries are still coming in (here each day as soon as
+    its own delivery is in); events delivered later (the sample's, and a file of events
+    five days late) wind scoring back, so the result equals the plain serial run. Random
+    orders of completion are covered in ``tests/test_schedule.py``."""
+    from pipeline.run import run_landing
+    from schemas.settings import load_settings
+
+    landing = small_landing(tmp_path)
+    source = next((landing / "lrs" / DAYS[1]).glob("*.jsonl.gz"))
+    late = pl.read_ndjson(source, infer_schema_length=None).head(40)
+    assert late.height == 40
+    late = late.with_columns(pl.col("event_id") + "-very-late")
+    late.write_ndjson(landing / "lrs" / DAYS[5] / "lrs_events_very_late.jsonl")
+    home = tmp_path / "home"
+    eager = {**KEY, "ACCESSWATCH_LATE_DELIVERY_DAYS": "0"}
+    out = run("backfill", "--home", str(home), "--landing", str(landing), env=eager)
+    assert out.returncode == 0, out.stderr
+    assert f"{len(DAYS)} of {len(DAYS)} days done, 0 failed" in out.stdout
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        very_late = con.execute(
+            "SELECT count(*) FROM read_parquet(?, hive_partitioning = true) "
+            "WHERE event_id LIKE '%-very-late' AND delivery_day = ?",
+            [lake_glob(home, "lrs"), DAYS[5]],
+        ).fetchone()
+    assert very_late == (40,)
+
+    plain = tmp_path / "plain"
+    run_landing(load_settings(home=plain, landing=landing, pseudonym_key=TEST_KEY))
+    expected = _features_of(plain)
+    assert expected.height > 0
+    got = _features_of(home)
+    assert got.equals(expected), "features differ from the serial run"
+    assert suspects_of(home) == suspects_of(plain)
+    assert_lake_clean(home)
