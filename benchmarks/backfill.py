@@ -7,8 +7,11 @@ process, measured the same way:
 
 - `accesswatch backfill --start D1 --end Dn` over the first --short days and over all
   --days days (once per --workers value; 1 = everything in the CLI process);
-- the baseline: the same pipeline/ functions called directly, with no Prefect
-  (load_reference, ingest of each source for those days, score_days), on the same days.
+- the baseline: the same pipeline/ functions called directly, with no Prefect, on the
+  same days and in the flow's own schedule (``flows.schedule.Schedule`` on three plain
+  threads: stage, commit (prepared before the lock, as the flow's task does), score);
+  with ``--direct serial`` (or ``both``) also the plain serial order (load_reference,
+  ingest every delivery, then score_days).
 
 Flow runs report to a Prefect server that the benchmark starts once (its start-up is not
 timed; its memory is counted), or to PREFECT_API_URL when set; with --prefect temporary,
@@ -78,7 +81,7 @@ summary = generate_world(out, config, progress=progress)
 print(json.dumps(summary.model_dump(mode="json", exclude={"out"})))
 """
 
-DIRECT = """
+SERIAL = """
 import json, sys, time
 from datetime import date, timedelta
 from pathlib import Path
@@ -104,6 +107,66 @@ print(json.dumps({
     "score_seconds": t["scored"] - t["ingested"],
     "score_seconds_per_day": [round(b - a, 2) for a, b in zip([t["ingested"], *marks], marks)],
 }))
+"""
+
+
+OVERLAP = """
+import json, sys, time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from datetime import date, timedelta
+from pathlib import Path
+from flows.schedule import Schedule
+from pipeline.ingest import commit_delivery, new_run_id, prepare_delivery, stage_delivery
+from pipeline.lake import home_lock
+from pipeline.profile import build_profiles
+from pipeline.rank import detect
+from pipeline.reference import load_reference
+from pipeline.summary import day_summary
+from schemas.settings import load_settings
+home, landing = Path(sys.argv[1]), Path(sys.argv[2])
+start, n = date.fromisoformat(sys.argv[3]), int(sys.argv[4])
+days = [start + timedelta(i) for i in range(n)]
+s = load_settings(home=home, landing=landing)
+began = time.perf_counter()
+load_reference(s)
+pending = [(src, d) for d in days for src in ("lrs", "npd") if (landing / src / str(d)).is_dir()]
+plan = Schedule(days[0], days[-1], days[0], s.late_delivery_days, unfinished=set(pending))
+run_id = new_run_id()
+def commit(staged):
+    staged = prepare_delivery(s, staged)
+    with home_lock(s.home, 3600, purpose="commit"):
+        return commit_delivery(s, staged)
+def score(day):
+    build_profiles(s, day, lock_wait_seconds=3600)
+    detect(s, day, lock_wait_seconds=3600)
+    with home_lock(s.home, 3600, purpose="summary"):
+        return day_summary(s, day)
+running, staged, scorings = {}, {}, 0
+with ThreadPoolExecutor(3) as pool:  # the flow's three lanes: stage, commit, score
+    while True:
+        if pending and all(lane != "stage" for lane, _ in running.values()):
+            src, d = pending.pop(0)
+            job = pool.submit(stage_delivery, s, src, d, f"{run_id}-{src}-{d:%Y%m%d}")
+            running[job] = ("stage", (src, d))
+        if (k := plan.next_commit()) is not None:
+            running[pool.submit(commit, staged.pop(k))] = ("commit", k)
+        if (d := plan.next_score()) is not None:
+            running[pool.submit(score, d)] = ("score", d)
+            scorings += 1
+        if not running:
+            break
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for job in finished:
+            lane, what = running.pop(job)
+            value = job.result()
+            if lane == "stage":
+                staged[what] = value
+                plan.staged.add(what)
+            elif lane == "commit":
+                plan.delivery_done(what, value.event_dates)
+            else:
+                plan.day_scored()
+print(json.dumps({"seconds": time.perf_counter() - began, "scorings": scorings}))
 """
 
 
@@ -427,15 +490,18 @@ def run_flow(
     return run
 
 
-def run_direct(landing: Path, work: Path, start: date, days: int, keep: bool) -> Run:
-    label = f"direct calls {days} days"
-    home = work / f"home-direct-{days}d"
+def run_direct(
+    landing: Path, work: Path, start: date, days: int, keep: bool, how: str = "overlap"
+) -> Run:
+    label = f"direct calls {days} days" + (", serial" if how == "serial" else "")
+    home = work / f"home-direct-{how}-{days}d"
     shutil.rmtree(home, ignore_errors=True)
-    cmd = [sys.executable, "-c", DIRECT, str(home), str(landing), str(start), str(days)]
+    script = SERIAL if how == "serial" else OVERLAP
+    cmd = [sys.executable, "-c", script, str(home), str(landing), str(start), str(days)]
     with tempfile.TemporaryDirectory(prefix="aw-bench-prefect-") as prefect_home:
         print(f"{label}: running", flush=True)
         m = measure_tree(cmd, _env(Path(prefect_home)), work / f"{home.name}.log")
-    run = _run(label, "direct", days, None, m)
+    run = _run(label, "direct" if how == "overlap" else "serial", days, None, m)
     out = m.stdout
     if run.returncode == 0:
         run.events_read, run.events_written = _ledger_events(home)
@@ -482,7 +548,11 @@ def main() -> None:
         "temporary: each backfill starts Prefect's temporary server, as with no API URL",
     )
     parser.add_argument("--skip-generate", action="store_true", help="reuse the world only")
-    parser.add_argument("--skip-direct", action="store_true", help="no direct-call baseline")
+    parser.add_argument(
+        "--direct", choices=["overlap", "serial", "both", "none"], default="overlap",
+        help="direct-call baselines: the flow's schedule on plain threads (overlap, the one "
+        "overhead is measured against), or ingest everything then score (serial)",
+    )  # fmt: skip
     parser.add_argument("--keep-homes", action="store_true", help="keep the homes afterwards")
     args = parser.parse_args()
     if not 0 < args.short <= args.days:
@@ -502,8 +572,9 @@ def main() -> None:
                 runs.append(
                     run_flow(landing, work, args.start, days, workers, args.keep_homes, api)
                 )
-            if not args.skip_direct:
-                runs.append(run_direct(landing, work, args.start, days, args.keep_homes))
+            for how in ("overlap", "serial"):
+                if args.direct in (how, "both"):
+                    runs.append(run_direct(landing, work, args.start, days, args.keep_homes, how))
     report(runs, args, world, api)
 
 
@@ -581,7 +652,9 @@ def report(runs: list[Run], args: argparse.Namespace, world: Path, api: PrefectA
         by_days = {r.days: r for r in runs if (r.kind, r.workers) == (kind, workers)}
         if args.short in by_days and args.days in by_days and args.short != args.days:
             a, b = by_days[args.short].tree.peak_rss_mb, by_days[args.days].tree.peak_rss_mb
-            what = "direct calls" if kind == "direct" else f"backfill --workers {workers}"
+            what = {"direct": "direct calls", "serial": "direct calls, serial"}.get(
+                kind, f"backfill --workers {workers}"
+            )
             print(
                 f"peak tree RSS, {what}: {args.short} days {a / 1024:.2f} GB, "
                 f"{args.days} days {b / 1024:.2f} GB ({b / a - 1:+.0%})"

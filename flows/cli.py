@@ -363,10 +363,12 @@ def backfill_cmd(
 ) -> None:
     """Ingest and score a range of delivery days through Prefect, resumably.
 
-    Deliveries are ingested in parallel (--workers N starts a local Dask cluster,
-    --dask-address uses an existing one), then days are profiled and scored in date
-    order, one ranked list per day. Finished work is skipped on a re-run; a day that
-    fails is reported and the others complete (exit code 1).
+    Deliveries are staged in parallel (--workers N starts a local Dask cluster,
+    --dask-address uses an existing one) and committed in date order; meanwhile days are
+    profiled and scored in date order, day D once the deliveries up to D +
+    late_delivery_days are in (a later late event re-scores it), one ranked list per day.
+    Finished work is skipped on a re-run; a day that fails is reported and the others
+    complete (exit code 1).
     """
     paths = _paths(home, landing, config)
     result = _run_backfill(

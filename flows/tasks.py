@@ -21,6 +21,7 @@ from pipeline.ingest import (
     CommittedDelivery,
     StagedDelivery,
     commit_delivery,
+    prepare_delivery,
     recover_home,
     stage_delivery,
 )
@@ -115,9 +116,12 @@ def stage(
     persist_result=True,
 )
 def commit(paths: JobPaths, source: str, day: date, staged: StagedDelivery) -> CommittedDelivery:
-    """Commit a staged delivery day under the writer lock. Flows commit a source's days in
-    date order, so the copy of an event kept is the first delivered, as in a serial run."""
+    """Commit a staged delivery day. Flows commit one delivery at a time in date order, so
+    the copy of an event kept is the first delivered, as in a serial run. Duplicates are
+    dropped before the writer lock is taken (a day being scored holds it); under the lock
+    the files move into the lake and the ledger is written."""
     s = paths.settings()
+    staged = prepare_delivery(s, staged)
     with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"commit {source} {day}"):
         return commit_delivery(s, staged)
 
@@ -135,7 +139,10 @@ def score_day(paths: JobPaths, day: date) -> DaySummary:
     s = paths.settings()
     build_profiles(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
     detect(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
-    return day_summary(s, day)
+    # Under the lock: a commit in another thread of this process may be writing the
+    # warehouse, and DuckDB will not open it read-only beside a writing connection.
+    with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"summary {day}"):
+        return day_summary(s, day)
 
 
 @task(name="write-report", task_run_name="report-{day}")

@@ -124,6 +124,18 @@ class StagedDelivery(BaseModel):
     stage: Path
     files: list[StagedFile] = Field(default_factory=list)
     skipped: list[DeliveryReport] = Field(default_factory=list)
+    prepared: PreparedDelivery | None = None
+
+
+class PreparedDelivery(BaseModel):
+    """A staged delivery with its duplicates dropped and its partition files written in
+    staging, against the lake partitions as they were (``basis``: folder -> file names)."""
+
+    files: list[int] = Field(description="seq of the staged files prepared")
+    written: dict[int, int] = Field(default_factory=dict)
+    late: dict[int, int] = Field(default_factory=dict)
+    moves: list[tuple[Path, Path]] = Field(default_factory=list)
+    basis: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class CommittedDelivery(BaseModel):
@@ -335,11 +347,50 @@ def _skipped(staged: StagedDelivery, rel: str, sha: str, by_run: str) -> Deliver
     ).model_copy(update={"reason": f"already ingested by run {by_run}"})  # fmt: skip
 
 
+def prepare_delivery(settings: Settings, staged: StagedDelivery) -> StagedDelivery:
+    """Drop duplicates against the lake and write the partition files, in staging.
+
+    Needs no lock: it only reads the lake. :func:`commit_delivery` then publishes the result
+    under the lock if the partitions it read are unchanged, and prepares again if not, so a
+    commit holds the lock only to move files and write the ledger.
+    """
+    return staged.model_copy(update={"prepared": _prepare(settings, staged, staged.files)})
+
+
+def _prepare(
+    settings: Settings, staged: StagedDelivery, runs: list[StagedFile]
+) -> PreparedDelivery:
+    for leftover in (staged.stage / "out", staged.stage / "quarantine.parquet"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)
+    written, late, moves, basis = _dedup_and_place(
+        settings, staged.source, staged.day, staged.run_id, runs, staged.stage
+    )
+    return PreparedDelivery(
+        files=[r.seq for r in runs], written=written, late=late, moves=moves, basis=basis
+    )
+
+
+def _still_current(prepared: PreparedDelivery | None, runs: list[StagedFile]) -> bool:
+    """Prepared for exactly these files, against partitions that have not changed since."""
+    if prepared is None or prepared.files != [r.seq for r in runs]:
+        return False
+    return all(_partition_names(Path(folder)) == names for folder, names in prepared.basis.items())
+
+
+def _partition_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.parquet"))
+
+
 def commit_delivery(settings: Settings, staged: StagedDelivery) -> CommittedDelivery:
     """Drop duplicates and commit a staged delivery with its ledger rows, all or nothing.
 
     The caller holds the writer lock. Files committed since staging (by another run) are
-    reported as skipped, so a delivery is never committed twice.
+    reported as skipped, so a delivery is never committed twice. A delivery already
+    prepared (:func:`prepare_delivery`) against partitions that are still as they were is
+    published as prepared; otherwise it is prepared again here.
     """
     source, day, run_id = staged.source, staged.day, staged.run_id
     done = committed_files(settings, source)
@@ -353,7 +404,11 @@ def commit_delivery(settings: Settings, staged: StagedDelivery) -> CommittedDeli
     if not runs:
         shutil.rmtree(staged.stage, ignore_errors=True)
         return CommittedDelivery(source=source, day=day, reports=reports)
-    written, late, moves = _dedup_and_place(settings, source, day, run_id, runs, staged.stage)
+    prepared = staged.prepared
+    if not _still_current(prepared, runs):
+        prepared = _prepare(settings, staged, runs)
+    assert prepared is not None
+    written, late, moves = prepared.written, prepared.late, prepared.moves
     finished = datetime.now(UTC)
     new_reports = []
     for run in runs:
@@ -451,12 +506,14 @@ def _dedup_and_place(
     run_id: str,
     runs: list[StagedFile],
     stage: Path,
-) -> tuple[dict[int, int], dict[int, int], list[tuple[Path, Path]]]:
+) -> tuple[dict[int, int], dict[int, int], list[tuple[Path, Path]], dict[str, list[str]]]:
     """Drop duplicates, write final partition files in staging, and list the moves.
 
-    Returns rows written per file, late events per file, and (staged, final) path pairs.
+    Returns rows written per file, late events per file, (staged, final) path pairs, and
+    the lake partitions read (folder -> file names).
     """
     moves: list[tuple[Path, Path]] = []
+    basis: dict[str, list[str]] = {}
     accepted = [r for r in runs if not r.refused]
     quarantine_files = [str(p) for r in accepted for p in r.quarantine]
     if quarantine_files:
@@ -465,7 +522,7 @@ def _dedup_and_place(
         moves.append((qout, quarantine_dir(settings.home, source, day) / f"part-{run_id}.parquet"))
     staged = [str(p) for r in accepted for p in r.staged]
     if not staged:
-        return {}, {}, moves
+        return {}, {}, moves, basis
     # Staged chunks are listed in file then line order, so "first" is the first delivered.
     rows = pl.scan_parquet(staged).with_row_index(ROW)
     firsts = (
@@ -485,7 +542,9 @@ def _dedup_and_place(
     for event_date in sorted(dates):
         assert isinstance(event_date, date)
         fresh = rows.filter(pl.col("event_date") == event_date, pl.col(ROW).is_in(firsts.implode()))
-        existing = sorted(partition_dir(settings.home, source, event_date).glob("*.parquet"))
+        folder = partition_dir(settings.home, source, event_date)
+        basis[str(folder)] = _partition_names(folder)
+        existing = [str(folder / name) for name in basis[str(folder)]]
         if existing:
             lake_ids = pl.scan_parquet(existing).select("event_id")
             fresh = fresh.join(lake_ids, on="event_id", how="anti")
@@ -503,7 +562,7 @@ def _dedup_and_place(
         del part
         moves.append((path, partition_dir(settings.home, source, event_date) / name))
     moves.sort(key=lambda m: str(m[1]))
-    return written, late, moves
+    return dict(written), dict(late), moves, basis
 
 
 def recover_home(settings: Settings) -> list[str]:

@@ -86,12 +86,23 @@ def commit_files(
         os.fsync(f.fileno())
     os.replace(tmp, journal)
     fsync_dir(journal_dir)
-    for src, dst in moves:
-        if dst.exists():
-            raise FileExistsError(f"{dst} already exists; refusing to overwrite lake data")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-    finalise()
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for src, dst in moves:
+            if dst.exists():
+                raise FileExistsError(f"{dst} already exists; refusing to overwrite lake data")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            moved.append((src, dst))
+        finalise()
+    except Exception:
+        # Still alive: put the files back, so that nothing of this commit stays in the lake
+        # and a retry starts from where it began. (A process that dies here leaves the
+        # journal, and recover() deletes the moved files instead.)
+        for src, dst in reversed(moved):
+            os.replace(dst, src)
+        journal.unlink()
+        raise
     journal.unlink()
     shutil.rmtree(staging_dir(home, run_id), ignore_errors=True)
 

@@ -15,7 +15,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from pipeline.ingest import ingest, recover_home
+from pipeline.ingest import (
+    commit_delivery,
+    ingest,
+    prepare_delivery,
+    recover_home,
+    stage_delivery,
+)
 from pipeline.lake import HomeBusy, commit_files, home_lock, lake_glob
 from pipeline.pseudonymise import pseudonym, pseudonyms
 from schemas.ingest import DeliveryStatus
@@ -119,6 +125,45 @@ def test_events_already_in_the_lake_from_an_earlier_delivery_are_duplicates(
     second = next(d for d in report.deliveries if d.delivery_day == date(2026, 3, 3))
     assert (second.rows_written, second.duplicates) == (1, 1)
     assert lake(settings)["event_id"].sort().to_list() == ["e1", "e9"]
+
+
+def test_a_delivery_prepared_before_the_lake_changed_is_prepared_again_at_commit(
+    settings: Settings,
+) -> None:
+    """Duplicates are dropped before the lock is taken; if a commit lands in a partition
+    the prepared delivery read, committing it drops duplicates again against the new lake."""
+    write_csv(settings.landing / "lrs" / "2026-03-02" / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
+    write_csv(
+        settings.landing / "lrs" / "2026-03-03" / "a.csv",
+        [lrs_row("e1"), lrs_row("e9", occurred_at="2026-03-03T08:00:00Z")],
+        LRS_COLUMNS,
+    )
+    later = prepare_delivery(settings, stage_delivery(settings, "lrs", date(2026, 3, 3), "r2"))
+    assert later.prepared is not None and later.prepared.written == {0: 2}  # e1 not seen yet
+    with home_lock(settings.home):
+        commit_delivery(settings, stage_delivery(settings, "lrs", DAY, "r1"))
+        committed = commit_delivery(settings, later)
+    assert (committed.reports[0].rows_written, committed.reports[0].duplicates) == (1, 1)
+    assert lake(settings)["event_id"].sort().to_list() == ["e1", "e9"]
+
+
+def test_a_prepared_delivery_whose_partitions_are_unchanged_is_published_as_prepared(
+    settings: Settings,
+) -> None:
+    write_csv(
+        settings.landing / "lrs" / DAY.isoformat() / "a.csv",
+        [lrs_row(f"e{i}") for i in range(5)],
+        LRS_COLUMNS,
+    )
+    staged = prepare_delivery(settings, stage_delivery(settings, "lrs", DAY, "r1"))
+    assert staged.prepared is not None
+    files = [dst for src, dst in staged.prepared.moves]
+    inodes = {src: src.stat().st_ino for src, _dst in staged.prepared.moves}
+    with home_lock(settings.home):
+        commit_delivery(settings, staged)
+    assert all(dst.is_file() for dst in files)
+    assert {src: dst.stat().st_ino for src, dst in staged.prepared.moves} == inodes
+    assert lake(settings).height == 5
 
 
 def test_a_new_file_in_an_ingested_day_is_the_only_work_done(settings: Settings) -> None:
@@ -251,6 +296,28 @@ def test_a_commit_interrupted_before_the_ledger_is_rolled_back(settings: Setting
     assert not target.exists()
     ingest(settings, "lrs", [DAY])
     assert lake(settings)["event_id"].to_list() == ["e1"]
+
+
+def test_a_commit_whose_ledger_write_fails_puts_its_files_back_for_a_retry(
+    settings: Settings,
+) -> None:
+    """An error (not a kill) after the moves leaves nothing in the lake and no journal, so a
+    retry in the same process commits the same staged files."""
+    staged = settings.home / "staging" / "run-y" / "f.parquet"
+    staged.parent.mkdir(parents=True)
+    pl.DataFrame({"event_id": ["e1"]}).write_parquet(staged)
+    target = settings.home / "lake" / "source=lrs" / "event_date=2026-03-02" / "part-y.parquet"
+
+    def ledger_busy() -> None:
+        raise OSError("the warehouse is busy")
+
+    with pytest.raises(OSError, match="busy"):
+        commit_files(settings.home, "run-y", [(staged, target)], ledger_busy)
+    assert staged.exists() and not target.exists()
+    assert list((settings.home / "journal").glob("*")) == []
+    recorded: list[str] = []
+    commit_files(settings.home, "run-y", [(staged, target)], lambda: recorded.append("ok"))
+    assert target.exists() and recorded == ["ok"]
 
 
 good_rows = st.builds(
