@@ -34,9 +34,9 @@ from pipeline.summary import day_summary
 from pipeline.version import (
     code_version,
     day_inputs_fingerprint,
-    delivery_fingerprint,
     home_id,
     reference_fingerprint,
+    staged_fingerprint,
 )
 from schemas.flows import DaySummary, JobPaths
 from schemas.ingest import DeliveryReport
@@ -58,7 +58,7 @@ def _ingest_key(_ctx: TaskRunContext, p: dict[str, Any]) -> str:
     s = p["paths"].settings()
     return _key(
         "ingest", home_id(s), p["source"], p["day"],
-        delivery_fingerprint(s, p["source"], p["day"]), code_version(),
+        staged_fingerprint(p["staged"]), code_version(),
     )  # fmt: skip
 
 

@@ -531,6 +531,7 @@ def _dedup_and_place(
         .select(ROW)
         .collect()
         .to_series()
+        .implode()
     )
     dates = rows.select(pl.col("event_date").unique()).collect()["event_date"].to_list()
     written: Counter[int] = Counter()
@@ -541,7 +542,7 @@ def _dedup_and_place(
     # One event day at a time, so that only one partition's rows are in memory.
     for event_date in sorted(dates):
         assert isinstance(event_date, date)
-        fresh = rows.filter(pl.col("event_date") == event_date, pl.col(ROW).is_in(firsts.implode()))
+        fresh = rows.filter(pl.col("event_date") == event_date, pl.col(ROW).is_in(firsts))
         folder = partition_dir(settings.home, source, event_date)
         basis[str(folder)] = _partition_names(folder)
         existing = [str(folder / name) for name in basis[str(folder)]]
@@ -559,7 +560,6 @@ def _dedup_and_place(
         # The partition value lives in the folder name (hive style), not in the file.
         part = part.drop(ROW, FILE_SEQ, "event_date").sort("occurred_at", "event_id")
         part.write_parquet(path, compression="zstd", statistics=True)
-        del part
         moves.append((path, partition_dir(settings.home, source, event_date) / name))
     moves.sort(key=lambda m: str(m[1]))
     return dict(written), dict(late), moves, basis

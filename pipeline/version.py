@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from importlib import metadata
 from pathlib import Path
 
-from pipeline.ingest import delivery_files, file_sha256
+from pipeline.ingest import StagedDelivery, file_sha256
 from pipeline.lake import partition_dir
 from pipeline.profile import LOOKBACK_DAYS
 from schemas.settings import Settings
@@ -62,9 +62,12 @@ def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
-def delivery_fingerprint(settings: Settings, source: str, day: date) -> str:
-    """Names and SHA-256 of one delivery day's files."""
-    return _digest([f"{p.name}:{file_sha256(p)}" for p in delivery_files(settings, source, day)])
+def staged_fingerprint(staged: StagedDelivery) -> str:
+    """Names and SHA-256 of one delivery day's files, as staging hashed them (read or
+    skipped), so that they are not read and hashed a second time."""
+    parts = [f"{f.rel}:{f.sha256}" for f in staged.files]
+    parts += [f"{r.source_file}:{r.file_sha256}" for r in staged.skipped]
+    return _digest(sorted(parts))
 
 
 def reference_fingerprint(settings: Settings) -> str:

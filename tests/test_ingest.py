@@ -277,13 +277,21 @@ def test_a_second_writer_gets_a_clear_busy_error(settings: Settings) -> None:
         ingest(settings, "lrs", [DAY])
 
 
+def one_staged_file(settings: Settings, run: str, event_id: str) -> tuple[Path, Path]:
+    """A one-event Parquet file in run ``run``'s staging, and where a commit would put it."""
+    staged = settings.home / "staging" / f"run-{run}" / "f.parquet"
+    staged.parent.mkdir(parents=True)
+    pl.DataFrame({"event_id": [event_id]}).write_parquet(staged)
+    return (
+        staged,
+        settings.home / "lake" / "source=lrs" / "event_date=2026-03-02" / f"part-{run}.parquet",
+    )
+
+
 def test_a_commit_interrupted_before_the_ledger_is_rolled_back(settings: Settings) -> None:
     """Pins the journal protocol: files moved but unrecorded are removed on recovery."""
     write_csv(settings.landing / "lrs" / DAY.isoformat() / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
-    staged = settings.home / "staging" / "run-x" / "f.parquet"
-    staged.parent.mkdir(parents=True)
-    pl.DataFrame({"event_id": ["ghost"]}).write_parquet(staged)
-    target = settings.home / "lake" / "source=lrs" / "event_date=2026-03-02" / "part-x.parquet"
+    staged, target = one_staged_file(settings, "x", "ghost")
 
     def crash() -> None:
         raise KeyboardInterrupt("killed between the moves and the ledger")
@@ -303,10 +311,7 @@ def test_a_commit_whose_ledger_write_fails_puts_its_files_back_for_a_retry(
 ) -> None:
     """An error (not a kill) after the moves leaves nothing in the lake and no journal, so a
     retry in the same process commits the same staged files."""
-    staged = settings.home / "staging" / "run-y" / "f.parquet"
-    staged.parent.mkdir(parents=True)
-    pl.DataFrame({"event_id": ["e1"]}).write_parquet(staged)
-    target = settings.home / "lake" / "source=lrs" / "event_date=2026-03-02" / "part-y.parquet"
+    staged, target = one_staged_file(settings, "y", "e1")
 
     def ledger_busy() -> None:
         raise OSError("the warehouse is busy")
