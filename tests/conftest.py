@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import gzip
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +23,9 @@ SAMPLE = REPO / "data" / "sample"
 TEST_KEY = "test-key-for-unit-tests-only-0123456789"
 
 # Offline and private by rule: no telemetry, and Prefect state in a throwaway folder.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="accesswatch-prefect-"))
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="accesswatch-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 for name in list(os.environ):
