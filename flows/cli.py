@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Watch how organisations use the LRS and NPD, and rank suspected misuse with reasons.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help paragraphs reflow to the terminal width
 )
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -145,6 +145,8 @@ def judge(
     assert isinstance(first, date) and isinstance(last, date)
     days = [first + timedelta(d) for d in range((last - first).days + 1)]
     decoy_ids = set(decoys["org_id"])
+    kind_of = dict(zip(decoys["org_id"], decoys["kind"], strict=True))
+    decoy_days: dict[str, int] = {}
     precision: dict[int, list[float]] = {k: [] for k in cfg.ks}
     possible: dict[int, list[float]] = {k: [] for k in cfg.ks}
     recall: dict[int, list[float]] = {k: [] for k in cfg.ks}
@@ -157,6 +159,9 @@ def judge(
         active = set(
             labels.filter((pl.col("start_date") <= day) & (pl.col("end_date") >= day))["org_id"]
         )
+        shown = set(part.filter(pl.col("rank") <= cfg.detect_k)["org_id"])
+        for kind in sorted({kind_of[o] for o in shown & decoy_ids}):
+            decoy_days[kind] = decoy_days.get(kind, 0) + 1
         for k in cfg.ks:
             top = set(part.filter(pl.col("rank") <= k)["org_id"])
             hits = len(top & active)
@@ -208,6 +213,7 @@ def judge(
         recall={k: mean(v) for k, v in recall.items()},
         max_decoys={k: max(v, default=0) for k, v in decoy_counts.items()},
         mean_decoys={k: mean([float(x) for x in v]) for k, v in decoy_counts.items()},
+        decoy_days=dict(sorted(decoy_days.items(), key=lambda kv: (-kv[1], kv[0]))),
         labels=results,
     )
 
@@ -270,6 +276,10 @@ def write_markdown(path: Path, results: list[MethodResult], labels: Path, comman
             str(m.max_decoys.get(20, "-")),
         ]
         lines.append(f"| {m.method} | " + " | ".join(cells) + " |")
+    lines += ["", "Decoy kinds in the top 20 (days on which one was there):", ""]
+    for m in results:
+        shown = ", ".join(f"{kind} {n}" for kind, n in m.decoy_days.items()) or "none"
+        lines.append(f"- {m.method}: {shown} (of {m.days} days)")
     for m in results:
         lines += [
             "",

@@ -70,6 +70,10 @@ class MethodResult(BaseModel):
     recall: dict[int, float] = Field(description="Mean recall@K over days after onset")
     max_decoys: dict[int, int] = Field(description="Most decoys in the top K on any day")
     mean_decoys: dict[int, float]
+    decoy_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per decoy kind: days on which a decoy of that kind was in the top detect_k",
+    )
     labels: list[LabelResult]
 
     @property

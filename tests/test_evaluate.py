@@ -47,6 +47,7 @@ def test_precision_recall_delay_and_decoys_are_counted_per_day_after_onset() -> 
     assert result.precision == {1: 0.5, 2: 0.75}
     assert result.recall == {1: 0.25, 2: 0.75}
     assert result.max_decoys == {1: 1, 2: 1}
+    assert result.decoy_days == {"enrolment_surge": 1}  # top 1 (detect_k) on D2 only
     delays = {x.org_id: (x.best_rank, x.days_to_detect) for x in result.labels}
     assert delays == {"bad1": (1, 1), "bad2": (2, None)}
     assert result.detected == 1 and result.median_days_to_detect == 1.0
