@@ -169,6 +169,36 @@ with ThreadPoolExecutor(3) as pool:  # the flow's three lanes: stage, commit, sc
 print(json.dumps({"seconds": time.perf_counter() - began, "scorings": scorings}))
 """
 
+# Prefect's own cost per task, apart from the work: no-op tasks with the flows' task options
+# (retries, a cache key, persisted results) on the flows' task runner, after a warm-up flow.
+ENGINE = """
+import json, os, resource, sys, time, uuid
+from prefect import flow, task
+from flows.work import task_runner
+
+tag = uuid.uuid4().hex
+
+@task(retries=2, retry_delay_seconds=1, persist_result=True,
+      cache_key_fn=lambda ctx, p: f"engine-{tag}-{p['i']}")
+def noop(i):
+    return {"i": i, "files": [f"part-{j}.parquet" for j in range(20)]}
+
+@flow(task_runner=task_runner())
+def tasks(n):
+    for f in [noop.submit(i) for i in range(n)]:
+        f.result()
+
+n = int(sys.argv[1])
+tasks(10)
+r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+tasks(n)
+r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+print(json.dumps({"tasks": n, "wall_ms_per_task": 1000 * (w1 - w0) / n,
+                  "cpu_ms_per_task": 1000 * cpu / n}))
+"""
+TASKS_PER_DAY = 5  # stage and commit for LRS and NPD, and one scoring
+
 
 @dataclass
 class Tree:
@@ -511,6 +541,20 @@ def run_direct(
     return run
 
 
+def run_engine(api: PrefectApi, tasks: int = 300) -> dict[str, float]:
+    """Wall and CPU milliseconds per no-op task in the flow process (server CPU apart)."""
+    with tempfile.TemporaryDirectory(prefix="aw-bench-prefect-") as prefect_home:
+        env = api.env(_env(Path(prefect_home)))
+        print(f"Prefect engine, {tasks} no-op tasks: running", flush=True)
+        out = subprocess.run(
+            [sys.executable, "-c", ENGINE, str(tasks)], env=env, capture_output=True, text=True
+        )
+    if out.returncode:
+        print(out.stderr[-3000:])
+        return {}
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def _run(label: str, kind: str, days: int, workers: int | None, m: Measured) -> Run:
     return Run(
         label, kind, days, workers, m.seconds, m.returncode, m.largest_process_mb, m.tree,
@@ -575,7 +619,8 @@ def main() -> None:
             for how in ("overlap", "serial"):
                 if args.direct in (how, "both"):
                     runs.append(run_direct(landing, work, args.start, days, args.keep_homes, how))
-    report(runs, args, world, api)
+        engine = run_engine(api)
+    report(runs, args, world, api, engine)
 
 
 def _overheads(runs: list[Run], direct: dict[int, Run]) -> dict[str, dict[str, float]]:
@@ -606,7 +651,13 @@ def _marginal(
     return out
 
 
-def report(runs: list[Run], args: argparse.Namespace, world: Path, api: PrefectApi) -> None:
+def report(
+    runs: list[Run],
+    args: argparse.Namespace,
+    world: Path,
+    api: PrefectApi,
+    engine: dict[str, float],
+) -> None:
     direct = {r.days: r for r in runs if r.kind == "direct" and r.returncode == 0}
     overheads = _overheads(runs, direct)
     where = {
@@ -659,6 +710,13 @@ def report(runs: list[Run], args: argparse.Namespace, world: Path, api: PrefectA
                 f"peak tree RSS, {what}: {args.short} days {a / 1024:.2f} GB, "
                 f"{args.days} days {b / 1024:.2f} GB ({b / a - 1:+.0%})"
             )
+    if engine:
+        print(
+            f"Prefect engine alone ({engine['tasks']:.0f} no-op tasks with the flows' options): "
+            f"{engine['wall_ms_per_task']:.0f} ms wall, {engine['cpu_ms_per_task']:.0f} ms CPU "
+            f"per task; x {TASKS_PER_DAY} tasks a day = "
+            f"{engine['wall_ms_per_task'] * TASKS_PER_DAY / 1000:.2f} s wall a day"
+        )
     for r in runs:
         if r.kind == "flow" and r.returncode == 0:
             roles = {k: round(v) for k, v in r.tree.peak_by_role_mb.items()}
@@ -684,6 +742,7 @@ def report(runs: list[Run], args: argparse.Namespace, world: Path, api: PrefectA
         "runs": [{**asdict(r), "events_per_second": round(r.events_per_second)} for r in runs],
         "overhead_per_day_seconds": overheads,
         "overhead_marginal_per_day_seconds": marginal,
+        "prefect_engine_per_task_ms": engine,
     }
     path = args.out.resolve() / "backfill-results.json"
     path.write_text(json.dumps(results, indent=2, default=str))
