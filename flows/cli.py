@@ -202,10 +202,13 @@ def generate_cmd(
 
 
 def _prefect_quiet() -> None:
-    """Prefect logs at WARNING on the console unless the user asked for more."""
+    """Prefect logs at WARNING on the console unless the user asked for more, and a
+    temporary server (no PREFECT_API_URL) gets 120 s to start instead of Prefect's 20, which
+    a busy 2-core machine can exceed."""
     import os
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _run_backfill(
