@@ -40,7 +40,6 @@ from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, Quarant
 from schemas.settings import Settings
 
 SOURCES = ("lrs", "npd")
-FILE_SEQ = "_file_seq"
 ROW = "_row"  # a staged row's place in delivery order
 MAX_AGE_YEARS = 120
 
@@ -259,9 +258,7 @@ def _stage_file(
                 quarantine_rows(bad, raw_bad, spec.raw, source, day, run.rel).write_parquet(qpath)
                 run.quarantine.append(qpath)
             if good.height:
-                lake_rows = to_lake_rows(good, spec, key, day, run.rel, tz).with_columns(
-                    pl.lit(run.seq).alias(FILE_SEQ)
-                )
+                lake_rows = to_lake_rows(good, spec, key, day, run.rel, tz)
                 gpath = stage / "good" / f"{run.seq:05d}-{i:05d}.parquet"
                 gpath.parent.mkdir(parents=True, exist_ok=True)
                 lake_rows.write_parquet(gpath)
@@ -555,9 +552,7 @@ def _dedup_and_place(
             fresh = fresh.join(lake_ids, on="event_id", how="anti", maintain_order="left")
         path = out / f"{event_date.isoformat()}-{name}"
         # The partition value lives in the folder name (hive style), not in the file.
-        fresh.drop(ROW, FILE_SEQ, "event_date").sink_parquet(
-            path, compression="zstd", statistics=True
-        )
+        fresh.drop(ROW, "event_date").sink_parquet(path, compression="zstd", statistics=True)
         per_file = pl.scan_parquet(path).group_by("source_file").len().collect()
         if not per_file.height:
             path.unlink()
