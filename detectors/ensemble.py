@@ -10,6 +10,7 @@ a hard-fact rule hit lifts it to at least ``hard_fact_floor``. Rows the models d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Self
 
 import numpy as np
@@ -64,7 +65,9 @@ class EnsembleDetector(Detector):
     """Rules plus model detectors as one detector (same fit / score / explain contract).
 
     ``score`` returns the 0-100 score. Models are fitted on the rows where ``active`` (a
-    column name) is > 0 when given; other rows get a model part of 0.
+    column name) is > 0 when given; other rows get a model part of 0. ``view``, when given,
+    transforms what the models see (fit, score and explain; e.g. legitimate explanations,
+    :mod:`detectors.explanations`); rules always read the features as given.
     """
 
     name = "ensemble"
@@ -77,12 +80,18 @@ class EnsembleDetector(Detector):
         config: EnsembleConfig | None = None,
         active: str | None = None,
         min_fit_rows: int = 2,
+        view: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     ) -> None:
         self.rules = rules
         self.models = models
         self.config = config
         self.active = active
         self.min_fit_rows = min_fit_rows
+        self.view = view
+
+    def model_view(self, features: pl.DataFrame) -> pl.DataFrame:
+        """The rows as the model detectors see them."""
+        return self.view(features) if self.view is not None else features
 
     def _active(self, features: pl.DataFrame) -> np.ndarray:
         if self.active is None:
@@ -96,7 +105,7 @@ class EnsembleDetector(Detector):
         mask = self._active(features)
         self.models_fitted_ = int(mask.sum()) >= self.min_fit_rows
         if self.models_fitted_:
-            train = features.filter(pl.Series(mask))
+            train = self.model_view(features).filter(pl.Series(mask))
             for m in self.models:
                 m.fit(train)
         self.fitted_ = True
@@ -111,7 +120,7 @@ class EnsembleDetector(Detector):
         out: dict[str, Scores] = {m.name: np.zeros(n) for m in self.models}
         models = np.zeros(n)
         if self.models_fitted_ and mask.any():
-            active = features.filter(pl.Series(mask))
+            active = self.model_view(features).filter(pl.Series(mask))
             raw = {m.name: m.score(active) for m in self.models}
             for k, v in raw.items():
                 out[k][mask] = normalise(v, self.config_)
@@ -133,8 +142,9 @@ class EnsembleDetector(Detector):
         self._check_fitted()
         rows = self.rules.explain(features, top)
         if self.models_fitted_:
+            seen = self.model_view(features)
             for m in self.models:
-                for i, extra in enumerate(m.explain(features, top)):
+                for i, extra in enumerate(m.explain(seen, top)):
                     rows[i] = rows[i] + extra
         merged = []
         for row in rows:

@@ -639,6 +639,8 @@ def explain_cmd(
         )
     for reason in ex.reasons:
         console.print(f"  - {reason.text}", highlight=False)
+    for text in ex.explanations:
+        console.print(f"  [green]explained[/] {_escape(text)}", highlight=False)
     features = Table(title="features against peers")
     for col in ("feature", "value", "peer median", "peer z", "meaning"):
         features.add_column(col, overflow="fold")

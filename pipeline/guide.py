@@ -1,4 +1,4 @@
-"""The generated parts of ``docs/analyst-guide.md``: the rule table, from the rule config.
+"""The generated parts of ``docs/analyst-guide.md``: the rule and explanation tables.
 
 The guide keeps the table between :data:`BEGIN` and :data:`END`; ``python -m
 pipeline.guide`` rewrites it from ``detectors/rules.toml`` (through
@@ -43,9 +43,25 @@ def _condition(rule: RuleConfig) -> str:
     return " and ".join(parts)
 
 
+def explanation_table(config: DetectionConfig | None = None) -> str:
+    """Markdown table of every legitimate explanation: id, meaning, when it holds and the
+    features the models then take at the peer norm."""
+    cfg = config or load_config()
+    lines = [
+        "| explanation | meaning | holds when | features taken at the peer norm |",
+        "|---|---|---|---|",
+    ]
+    for e in cfg.explanations:
+        when = " and ".join(f"`{c.feature} {c.operator.value} {_num(c.threshold)}`" for c in e.when)
+        explains = ", ".join(f"`{p}`" for p in e.explains)
+        lines.append(f"| `{e.id}` | {e.description} | {when} | {explains} |")
+    return "\n".join(lines)
+
+
 def rule_table(config: DetectionConfig | None = None) -> str:
     """Markdown table of every rule: id, severity, level, hard fact, what it means, when it
-    fires (all conditions and guards) and the events shown as its evidence."""
+    fires (all conditions and guards) and the events shown as its evidence; then the
+    legitimate explanations."""
     cfg = config or load_config()
     floor = _num(cfg.ensemble.hard_fact_floor)
     lines = [
@@ -58,6 +74,8 @@ def rule_table(config: DetectionConfig | None = None) -> str:
             f"| `{r.id}` | {severity} | {r.level.value} | {r.description} | "
             f"{_condition(r)} | {EVIDENCE[r.evidence]} |"
         )
+    if cfg.explanations:
+        lines += ["", "Legitimate explanations (`[[explanations]]`):", "", explanation_table(cfg)]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +35,7 @@ import polars as pl
 
 from detectors.base import Contribution
 from detectors.ensemble import EnsembleDetector
+from detectors.explanations import describe, holding, model_view
 from detectors.models import EcodDetector, IsolationForestDetector, _ModelDetector
 from detectors.rules import RuleDetector, load_config, plain_format
 from pipeline.lake import home_lock, partition_dir
@@ -95,8 +96,16 @@ def _directions(level: Level) -> dict[str, int]:
     return {name: f.direction for name, f in registry.items()}
 
 
-def build_ensemble(cfg: DetectionConfig, level: Level, columns: list[str]) -> EnsembleDetector:
-    """The detectors for one level, reading the configured (or default) model features."""
+def build_ensemble(
+    cfg: DetectionConfig,
+    level: Level,
+    columns: list[str],
+    explained: Mapping[str, Sequence[str]] | None = None,
+) -> EnsembleDetector:
+    """The detectors for one level, reading the configured (or default) model features.
+
+    ``explained`` (org_id -> explanation ids, see :func:`detectors.explanations.holding`)
+    makes the models see those orgs' explained features at the peer norm."""
     chosen = cfg.models.org_features if level is Level.org else cfg.models.account_features
     feats = list(chosen) if chosen else model_features(level.value)
     feats = [f for f in feats if f in columns]
@@ -122,6 +131,7 @@ def build_ensemble(cfg: DetectionConfig, level: Level, columns: list[str]) -> En
         config=cfg.ensemble,
         active=m.active_feature,
         min_fit_rows=m.min_fit_rows,
+        view=model_view(explained, cfg.explanations, directions, feats) if explained else None,
     )
 
 
@@ -254,10 +264,13 @@ def _reasons(
 
 
 def _score_level(
-    features: pl.DataFrame, cfg: DetectionConfig, level: Level
+    features: pl.DataFrame,
+    cfg: DetectionConfig,
+    level: Level,
+    explained: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[pl.DataFrame, list[RuleHit], EnsembleDetector]:
     """Scores of every row (columns rules, iforest, ecod, models, score, hard_fact)."""
-    det = build_ensemble(cfg, level, features.columns).fit(features)
+    det = build_ensemble(cfg, level, features.columns, explained).fit(features)
     parts = det.parts(features)
     keys = ["org_id", "user_name"] if level is Level.account else ["org_id"]
     scored = features.select(keys).with_columns(
@@ -509,7 +522,8 @@ def detect(
         if org_f.is_empty():
             raise NotProfiledError(f"no features for {day}: run the profile step first")
         acc_f = read_features(con, day, "account")
-        org_s, org_hits, org_det = _score_level(org_f, cfg, Level.org)
+        explained = holding(org_f, cfg.explanations)
+        org_s, org_hits, org_det = _score_level(org_f, cfg, Level.org, explained)
         if acc_f.is_empty():
             acc_s = pl.DataFrame(
                 schema={"org_id": pl.String, "user_name": pl.String, "rules": pl.Float64,
@@ -519,7 +533,7 @@ def detect(
             acc_hits: list[RuleHit] = []
             acc_det = None
         else:
-            acc_s, acc_hits, acc_det = _score_level(acc_f, cfg, Level.account)
+            acc_s, acc_hits, acc_det = _score_level(acc_f, cfg, Level.account, explained)
         org_s = _fold_accounts(org_s, acc_s, cfg)
         top_org = _ranked(org_s).head(cfg.ranking.store_top)
         top_acc = _ranked(acc_s).head(cfg.ranking.store_top)
@@ -639,7 +653,7 @@ def _model_contributions(det: EnsembleDetector, top: pl.DataFrame) -> list[list[
     weights = det.config_.weights
     for m in det.models:
         w = weights.get(m.name, 0.0)
-        for i, row in enumerate(m.explain(top, top=8)):
+        for i, row in enumerate(m.explain(det.model_view(top), top=8)):
             rows[i] += [
                 Contribution(c.feature, c.contribution * w, c.value, c.rule_id) for c in row
             ]
@@ -958,6 +972,11 @@ def explain(
                 evidence=Evidence.model_validate_json(ev),
             )
             for rid, sev, user, feat, val, thr, hard, msg, ev in hit_rows
+        ],
+        explanations=[
+            describe(e, row, _formatter(Level.org))
+            for e in cfg.explanations
+            if e.id in holding(feats, [e]).get(org_id, [])
         ],
         accounts=_suspect(current, "org").accounts if current else [],
         triage_status=status,

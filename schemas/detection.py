@@ -188,6 +188,30 @@ class RuleConfig(BaseModel):
         return (main, *self.also)
 
 
+class ExplanationConfig(BaseModel):
+    """A declared pattern of lawful use that accounts for some unusual features.
+
+    Where every ``when`` condition holds for an org (on its org-level features), the model
+    detectors see the features named by ``explains`` at the peer norm for that org and its
+    accounts. Rules always read the raw values, so an explanation never hides a rule hit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^LEG-\d{2,3}$", description="e.g. LEG-01")
+    description: str = Field(min_length=5, max_length=300)
+    when: tuple[Condition, ...] = Field(min_length=1, description="All must hold")
+    explains: tuple[str, ...] = Field(
+        min_length=1,
+        description="Feature-name patterns (shell style, e.g. ``night_share_*``) it accounts for",
+    )
+    message: str = Field(
+        min_length=5,
+        max_length=300,
+        description="Analyst text; ``{feature}`` is replaced by the value of that feature",
+    )
+
+
 # --- Models and ensemble ------------------------------------------------------------------
 
 
@@ -342,10 +366,11 @@ class DetectionConfig(BaseModel):
     ranking: RankingConfig = RankingConfig()
     triage: TriageConfig = TriageConfig()
     rules: tuple[RuleConfig, ...] = ()
+    explanations: tuple[ExplanationConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> DetectionConfig:
-        ids = [r.id for r in self.rules]
+        ids = [r.id for r in self.rules] + [e.id for e in self.explanations]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate rule ids: {', '.join(dupes)}")
@@ -587,6 +612,11 @@ class OrgExplanation(BaseModel):
     features: list[FeatureComparison] = Field(default_factory=list)
     timeline: list[TimelinePoint] = Field(default_factory=list)
     rule_hits: list[RuleHit] = Field(default_factory=list)
+    explanations: list[str] = Field(
+        default_factory=list,
+        description="Legitimate explanations in force that day (their features were taken "
+        "as the peer norm by the models), in words",
+    )
     accounts: list[AccountShare] = Field(default_factory=list)
     triage_status: TriageStatus | None = Field(
         default=None, description="As in the ranked list; None when unranked and no verdict"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 
 import numpy as np
 import polars as pl
@@ -16,9 +17,16 @@ from sklearn.metrics import roc_auc_score
 
 from detectors.base import Detector, NotFittedError, ParameterError
 from detectors.ensemble import EnsembleDetector, final_score, normalise
+from detectors.explanations import describe, holding, model_view, neutralise
 from detectors.models import EcodDetector, IsolationForestDetector
 from detectors.rules import RULES_TOML, RuleDetector, load_config
-from schemas.detection import DetectionConfig, EnsembleConfig, RuleConfig
+from schemas.detection import (
+    Condition,
+    DetectionConfig,
+    EnsembleConfig,
+    ExplanationConfig,
+    RuleConfig,
+)
 
 N_NORMAL, N_OUTLIERS, N_FEATURES = 400, 12, 6
 FEATURES = [f"f{i}_pz" for i in range(N_FEATURES)]
@@ -191,3 +199,73 @@ def test_ensemble_without_enough_active_rows_scores_by_rules_only() -> None:
     assert not det.models_fitted_
     assert (parts["models"] == 0).all()
     assert np.isfinite(parts["score"]).all()
+
+
+# --- Legitimate explanations ---------------------------------------------------------------
+
+EXPLAINED = ExplanationConfig(
+    id="LEG-99",
+    description="registers the learners it looks up",
+    when=(Condition(feature="ft", operator=">=", threshold=0.5),),
+    explains=("f0_*", "f1_*"),
+    message="went on to register {ft} of them",
+)
+
+
+def test_an_explanation_lowers_only_the_features_it_names_and_never_a_rule_hit() -> None:
+    frame, y = seeded_frame()
+    # half of the outliers (shifted on f0 and f1) register the learners they look up
+    explained_rows = np.flatnonzero(y)[::2]
+    ft = np.zeros(frame.height)
+    ft[explained_rows] = 0.9
+    frame = frame.with_columns(pl.Series("ft", ft))
+    plain = _ensemble().fit(frame).parts(frame)
+    by_org = holding(frame, [EXPLAINED])
+    assert set(by_org) == set(frame["org_id"].gather(explained_rows).to_list())
+    ens = _ensemble()
+    ens.view = model_view(by_org, [EXPLAINED], {}, FEATURES)
+    parts = ens.fit(frame).parts(frame)
+    others = np.setdiff1d(np.flatnonzero(y), explained_rows)
+    normal_p95 = np.quantile(parts["models"][y == 0], 0.95)
+    assert (parts["models"][explained_rows] <= normal_p95).all()
+    assert (plain["models"][explained_rows] > normal_p95).all()
+    assert (parts["models"][others] > normal_p95).all()
+    # rules read the raw features: the explained outliers still fire TST-01 (f0_pz >= 3)
+    np.testing.assert_array_equal(parts["rules"], plain["rules"])
+    assert (parts["rules"][explained_rows] > 0).any()
+    # the models' contributions show the explained features as they saw them: at the norm
+    seen = [c for i in explained_rows for c in ens.explain(frame)[i] if not c.rule_id]
+    assert seen and all(c.value == 0.0 for c in seen if c.feature in {"f0_pz", "f1_pz"})
+
+
+def test_neutralise_keeps_nulls_the_innocent_side_and_other_orgs() -> None:
+    frame = pl.DataFrame(
+        {
+            "org_id": ["a", "a", "b"],
+            "user_name": ["u1", "u2", "u3"],
+            "up_pz": [4.0, None, 4.0],
+            "down_pz": [-3.0, 2.0, -3.0],
+            "other_pz": [5.0, 5.0, 5.0],
+        }
+    )
+    exp = EXPLAINED.model_copy(update={"explains": ("up_*", "down_*")})
+    out = neutralise(frame, {"a": ["LEG-99"]}, [exp], {"up_pz": 1, "down_pz": -1}, frame.columns)
+    assert out["up_pz"].to_list() == [0.0, None, 4.0]
+    assert out["down_pz"].to_list() == [0.0, 2.0, -3.0]
+    assert out["other_pz"].to_list() == [5.0, 5.0, 5.0]
+    assert describe(exp, {"ft": 0.9}) == "LEG-99: went on to register 0.90 of them"
+
+
+def test_committed_explanations_name_real_features() -> None:
+    from pipeline.profile import FEATURES as REGISTRY
+    from pipeline.profile import model_features
+
+    cfg = load_config()
+    assert cfg.explanations
+    model = model_features("org")
+    for e in cfg.explanations:
+        assert all(c.feature in REGISTRY for c in e.when), e.id
+        for pattern in e.explains:
+            assert any(fnmatchcase(f, pattern) for f in model), (e.id, pattern)
+    with pytest.raises(ValidationError, match="duplicate rule ids: LEG-99"):
+        DetectionConfig(explanations=(EXPLAINED, EXPLAINED))
