@@ -608,7 +608,8 @@ def explain_cmd(
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Show why an organisation scored as it did: features vs peers, timeline, evidence."""
+    """Show why an organisation scored as it did: features vs peers, timeline, evidence,
+    and the legitimate explanations in force (rules.toml [[explanations]])."""
     from pipeline.rank import explain
     from pipeline.triage import TriageFileError
 

@@ -171,6 +171,7 @@ def judge(
                 possible[k].append(hits / min(k, len(active)))
                 recall[k].append(hits / len(active))
     results = []
+    labelled = ranked.filter(pl.col("org_id").is_in(labels["org_id"].to_list()))
     for row in labels.iter_rows(named=True):
         mine = ranked.filter(
             (pl.col("org_id") == row["org_id"])
@@ -180,6 +181,22 @@ def judge(
         best = mine.select(pl.col("rank").min()).item() if mine.height else None
         hit = mine.filter(pl.col("rank") <= cfg.detect_k)
         first_day = hit["day"][0] if hit.height else None
+        # the same, with the other labelled orgs left out: its rank among legitimate orgs
+        ahead = (
+            mine.join(labelled, on="day", suffix="_other")
+            .filter(
+                (pl.col("org_id_other") != row["org_id"]) & (pl.col("rank_other") < pl.col("rank"))
+            )
+            .group_by("day")
+            .len("ahead")
+        )
+        alone = (
+            mine.join(ahead, on="day", how="left")
+            .with_columns((pl.col("rank") - pl.col("ahead").fill_null(0)).alias("alone"))
+            .filter(pl.col("alone") <= cfg.detect_k)
+            .sort("day")
+        )
+        first_alone = alone["day"][0] if alone.height else None
         top_reason, matches = "", None
         if reasons is not None and first_day is not None:
             r = reasons.filter((pl.col("org_id") == row["org_id"]) & (pl.col("day") == first_day))
@@ -197,6 +214,9 @@ def judge(
                 best_rank=int(best) if best is not None else None,
                 first_detected=first_day,
                 days_to_detect=(first_day - row["start_date"]).days if first_day else None,
+                days_to_detect_alone=(
+                    (first_alone - row["start_date"]).days if first_alone else None
+                ),
                 top_reason=top_reason,
                 reason_matches=matches,
             )
@@ -285,15 +305,21 @@ def write_markdown(path: Path, results: list[MethodResult], labels: Path, comman
             "",
             f"## {m.method}: labelled organisations",
             "",
-            "| org | scenario | onset | best rank | days to top 20 | top reason | names it |",
-            "|---|---|---|---|---|---|---|",
+            "| org | scenario | onset | best rank | days to top 20 | days to top 20, other "
+            "misuse left out | top reason | names it |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+
+        def days(n: int | None) -> str:
+            return "-" if n is None else str(n)
+
         for x in m.labels:
             names = {True: "yes", False: "no", None: "-"}[x.reason_matches]
             reason = x.top_reason.replace("|", "/") or "-"
             lines.append(
                 f"| {x.org_id} | {x.scenario} | {x.start_date} | {x.best_rank or '-'} | "
-                f"{'-' if x.days_to_detect is None else x.days_to_detect} | {reason} | {names} |"
+                f"{days(x.days_to_detect)} | {days(x.days_to_detect_alone)} | {reason} | "
+                f"{names} |"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

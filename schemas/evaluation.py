@@ -54,6 +54,11 @@ class LabelResult(BaseModel):
     best_rank: int | None = Field(description="Best rank on any day after onset")
     first_detected: date | None = Field(description="First day in the top detect_k")
     days_to_detect: int | None
+    days_to_detect_alone: int | None = Field(
+        default=None,
+        description="Days from onset to the top detect_k when the other labelled orgs are "
+        "left out of the ranking (only legitimate orgs can keep it out)",
+    )
     top_reason: str = ""
     reason_matches: bool | None = None
 

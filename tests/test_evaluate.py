@@ -50,6 +50,10 @@ def test_precision_recall_delay_and_decoys_are_counted_per_day_after_onset() -> 
     assert result.decoy_days == {"enrolment_surge": 1}  # top 1 (detect_k) on D2 only
     delays = {x.org_id: (x.best_rank, x.days_to_detect) for x in result.labels}
     assert delays == {"bad1": (1, 1), "bad2": (2, None)}
+    # with the other labelled org left out, bad2 tops D3 (only bad1 was above it); on D2
+    # the decoy still keeps both out of the top 1
+    alone = {x.org_id: x.days_to_detect_alone for x in result.labels}
+    assert alone == {"bad1": 1, "bad2": 1}
     assert result.detected == 1 and result.median_days_to_detect == 1.0
 
 
