@@ -110,7 +110,8 @@ listing
 # ## One organisation
 #
 # Its reasons are the few facts that drive the score, each with the peer group's
-# typical value.
+# typical value; then any legitimate explanation in force (`LEG-..` in `rules.toml`), whose
+# features the models took as the peer norm.
 
 # %%
 org = org or ranked[0].org_id
@@ -121,6 +122,7 @@ display(
         f"**{ex.org_id} {ex.org_name}** ({ex.org_type}; peers: {ex.peer_group}) on {ex.day}: "
         f"score **{ex.score:.0f}**, {rank_text}, triage status `{ex.triage_status}`\n\n"
         + "\n".join(f"- {r.text}" for r in ex.reasons)
+        + "".join(f"\n- *taken as legitimate:* {t}" for t in ex.explanations)
         + (
             "\n\nAccounts carrying the signal: "
             + ", ".join(f"{a.user_name} ({a.share:.0%})" for a in ex.accounts)
