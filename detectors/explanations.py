@@ -30,13 +30,19 @@ _PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\}")
 def holding(
     features: pl.DataFrame, explanations: Sequence[ExplanationConfig]
 ) -> dict[str, list[str]]:
-    """org_id -> ids of the explanations that hold for it (read from org-level rows)."""
+    """org_id -> ids of the explanations that hold for it (read from org-level rows).
+
+    Raises ``KeyError`` when an explanation reads a feature the frame does not have (a
+    misspelt feature in ``rules.toml`` must not silently switch an explanation off)."""
     out: dict[str, list[str]] = {}
-    if features.is_empty() or not explanations:
+    if not explanations:
         return out
     for e in explanations:
-        if any(c.feature not in features.columns for c in e.when):
-            continue
+        missing = [c.feature for c in e.when if c.feature not in features.columns]
+        if missing:
+            raise KeyError(
+                f"explanation {e.id} reads features that are not in the frame: {missing}"
+            )
         cond = pl.lit(True)
         for c in e.when:
             cond = cond & condition_expr(c)

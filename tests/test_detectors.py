@@ -254,6 +254,8 @@ def test_neutralise_keeps_nulls_the_innocent_side_and_other_orgs() -> None:
     assert out["down_pz"].to_list() == [0.0, 2.0, -3.0]
     assert out["other_pz"].to_list() == [5.0, 5.0, 5.0]
     assert describe(exp, {"ft": 0.9}) == "LEG-99: went on to register 0.90 of them"
+    with pytest.raises(KeyError, match="LEG-99 reads features that are not in the frame"):
+        holding(frame, [EXPLAINED])
 
 
 def test_committed_explanations_name_real_features() -> None:
