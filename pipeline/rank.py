@@ -2,7 +2,9 @@
 
 ``detect(settings, day)`` reads the day's ``features`` / ``account_features`` (built by
 :func:`pipeline.profile.build_profiles`), fits the detectors on that day's rows (rules,
-IsolationForest, ECOD; unsupervised, so every day is fitted on its own population), and
+IsolationForest, ECOD; unsupervised, so every day is fitted on its own population; where a
+legitimate explanation of ``rules.toml`` holds for an org, the models take the features it
+names as the peer norm for the org and its accounts, see :mod:`detectors.explanations`), and
 replaces the day's rows of ``scores``, ``rule_hits``, ``reasons`` and ``suspects`` in one
 transaction. ``suspects`` reads the stored list; ``explain`` assembles one org's story.
 
