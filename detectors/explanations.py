@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 
 import polars as pl
 
-from detectors.rules import condition_expr, plain_format
+from detectors.rules import all_of, plain_format
 from schemas.detection import ExplanationConfig
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\}")
@@ -43,10 +43,7 @@ def holding(
             raise KeyError(
                 f"explanation {e.id} reads features that are not in the frame: {missing}"
             )
-        cond = pl.lit(True)
-        for c in e.when:
-            cond = cond & condition_expr(c)
-        for org in features.filter(cond).get_column("org_id").to_list():
+        for org in features.filter(all_of(e.when)).get_column("org_id").to_list():
             out.setdefault(org, []).append(e.id)
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator as op
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -53,11 +53,17 @@ def condition_expr(c: Condition) -> pl.Expr:
     return _OPS[c.operator](col, c.threshold).fill_null(False)
 
 
+def all_of(conditions: Iterable[Condition]) -> pl.Expr:
+    """True where every one of ``conditions`` holds (null never satisfies one)."""
+    e = pl.lit(True)
+    for c in conditions:
+        e = e & condition_expr(c)
+    return e
+
+
 def rule_expr(rule: RuleConfig) -> pl.Expr:
     """True where every condition and guard of ``rule`` holds."""
-    e = pl.lit(True)
-    for c in rule.conditions():
-        e = e & condition_expr(c)
+    e = all_of(rule.conditions())
     if rule.min_volume is not None:
         e = e & (pl.col(rule.volume_feature).cast(pl.Float64) >= rule.min_volume).fill_null(False)
     if rule.min_peer_z is not None:

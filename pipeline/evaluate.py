@@ -184,9 +184,7 @@ def judge(
         # the same, with the other labelled orgs left out: its rank among legitimate orgs
         ahead = (
             mine.join(labelled, on="day", suffix="_other")
-            .filter(
-                (pl.col("org_id_other") != row["org_id"]) & (pl.col("rank_other") < pl.col("rank"))
-            )
+            .filter(pl.col("rank_other") < pl.col("rank"))
             .group_by("day")
             .len("ahead")
         )

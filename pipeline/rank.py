@@ -942,6 +942,7 @@ def explain(
             )
         )
     comparisons.sort(key=lambda c: -abs(c.peer_z or 0.0))
+    held = holding(feats, cfg.explanations).get(org_id, [])
     current = dict(zip(names, suspect_row, strict=True)) if suspect_row else None
     score_today = next((s for d, s, _ in score_rows if d == day), 0.0)
     stand = standing(in_force.get(org_id), behaviour.get(org_id, []), day, cfg.triage)
@@ -976,9 +977,7 @@ def explain(
             for rid, sev, user, feat, val, thr, hard, msg, ev in hit_rows
         ],
         explanations=[
-            describe(e, row, _formatter(Level.org))
-            for e in cfg.explanations
-            if e.id in holding(feats, [e]).get(org_id, [])
+            describe(e, row, _formatter(Level.org)) for e in cfg.explanations if e.id in held
         ],
         accounts=_suspect(current, "org").accounts if current else [],
         triage_status=status,
