@@ -8,7 +8,7 @@ checks that the committed guide matches.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from detectors.rules import load_config
@@ -92,9 +92,14 @@ def render(text: str, config: DetectionConfig | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Rewrite the rule table of the guide (``argv[0]``: another guide file)."""
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else GUIDE
+    """Rewrite the generated tables of the guide (or of another guide file)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.guide",
+        description="Rewrite the rule and explanation tables of the analyst guide from "
+        "detectors/rules.toml.",
+    )
+    parser.add_argument("guide", nargs="?", type=Path, default=GUIDE, help="the guide file")
+    path = parser.parse_args(argv).guide
     path.write_text(render(path.read_text()))
     print(f"wrote the rule table of {path}")
 

@@ -216,6 +216,16 @@ _BASE_ORG: list[Feature] = [
              "share of calls that read a Personal Learning Record (GetLearnerLearningEvents)",
              "PLR reads are the most intrusive call: browsing shows up here",
              "{v} of calls read learning records", keys=K7, history=K7),
+    *_family("plr_far", K17, Kind.tally,
+             "learning-record reads of people 25 or over living outside the org's region",
+             "records of people with no link to the org read on the very day browsing starts, "
+             "even when it is mixed into an account's real work",
+             "read the records of {v} adults living elsewhere"),
+    *_family("plr_far_share", K17, Kind.share,
+             "share of learning-record reads that were of people 25 or over living outside "
+             "the org's region",
+             "a provider reads the records of its own learners, who mostly live nearby",
+             "{v} of its record reads were of adults living elsewhere"),
     *_family("uln_lookup_share", W3, Kind.share, "share of calls that look a learner up by ULN",
              "ULN sweeps are lookups by number", "{v} of calls are ULN lookups"),
     *_family("batch_share", W3, Kind.share, "share of calls that are batch work",

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors.rules import load_config
+from detectors.rules import RuleDetector, load_config
 from pipeline.ingest import ingest
 from pipeline.profile import (
     ACCOUNT_FEATURES,
@@ -250,3 +250,36 @@ def test_profile_home_path_is_respected(tmp_path: Path, settings: Settings) -> N
     world(settings)
     build_profiles(settings, DAY1)
     assert settings.warehouse.is_file() and not (tmp_path / "var").exists()
+
+
+def test_record_reads_of_adults_elsewhere_with_no_link_fire_plr_02(settings: Settings) -> None:
+    """The day browsing starts: one college reads the records of twelve adults who live
+    elsewhere and have no link to it; another reads its own registered learners' records
+    (also adults elsewhere, as a distance provider's are). Only the first fires PLR-02."""
+    write_reference(
+        settings,
+        [org("ORG00001", ukprn="10000001"), org("ORG00002", ukprn="10000002")],
+        [agreement("DS00752", org_id="ORG00002")],
+    )
+    ulns = [int(u) for u in make_valid_ulns(np.arange(200_000_001, 200_000_040)) if u > 0]
+    rows = []
+    for i, uln in enumerate(ulns[:12]):  # far adults, never registered or searched
+        rows.append(lrs_row(f"b{i}", ukprn="10000001", occurred_at="2026-08-10T10:00:00Z",
+                            operation="GetLearnerLearningEvents", uln=str(uln), dob=ADULT,
+                            postcode="SW1A 1AA"))  # fmt: skip
+    for i, uln in enumerate(ulns[12:24]):  # registered by the org, then read
+        for op, hour in (("registerSingleLearner", 9), ("GetLearnerLearningEvents", 11)):
+            rows.append(lrs_row(f"d{i}{hour}", ukprn="10000002", operation=op,
+                                occurred_at=f"2026-08-10T{hour:02d}:00:00Z", uln=str(uln),
+                                dob=ADULT, postcode="SW1A 1AA"))  # fmt: skip
+    write_csv(settings.landing / "lrs" / DAY1.isoformat() / "part-1.csv", rows, LRS_COLUMNS)
+    load_reference(settings)
+    ingest(settings, "lrs")
+    build_profiles(settings, DAY1)
+    f = features(settings, DAY1).sort("org_id")
+    assert f["plr_far_1d"].to_list() == [12, 12]
+    assert f["plr_far_share_1d"].to_list() == [1.0, 1.0]
+    assert f["plr_unlinked_share_7d"].to_list() == [1.0, 0.0]
+    (rule,) = [r for r in load_config().rules if r.id == "PLR-02"]
+    fired = RuleDetector(rules=[rule]).fit(f).fired(f)["PLR-02"].to_list()
+    assert fired == [True, False]

@@ -206,3 +206,29 @@ def test_a_legitimate_explanation_lowers_a_look_alike_and_explain_names_it(
 
 
 ADULTS_OR_AWAY = r"25 or over|outside the org's region|median learner age|postcode areas"
+
+
+@needs_sample
+def test_local_adult_provision_is_explained_and_the_record_browser_is_not(
+    sample: Settings,
+) -> None:
+    """LEG-04 (as committed) holds for the sample's evening college: its adults and its
+    evening hours weigh on its score only when the explanation is taken away. The PLR
+    browser reads records of adults from elsewhere, so no explanation holds for it."""
+    decoys = {r["kind"]: r["org_id"] for r in _read(SAMPLE / "truth" / "decoys.csv")}
+    labels = {r["scenario"]: r["org_id"] for r in _read(SAMPLE / "truth" / "labels.csv")}
+    evening, browser, day = decoys["evening_provision"], labels["plr_browsing"], DAYS[-1]
+    committed = load_config()
+    held = explain(sample, evening, day)
+    assert [x[:6] for x in held.explanations] == ["LEG-04"], held.explanations
+    assert explain(sample, browser, day).explanations == []
+    without = committed.model_copy(
+        update={"explanations": tuple(e for e in committed.explanations if e.id != "LEG-04")}
+    )
+    try:
+        detect(sample, day, config=without)
+        bare = explain(sample, evening, day, config=without)
+        assert bare.explanations == []
+        assert bare.score > held.score, (bare.score, held.score)
+    finally:
+        detect(sample, day)

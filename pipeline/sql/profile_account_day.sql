@@ -26,6 +26,8 @@ SELECT
     count(*) FILTER (WHERE e.is_verify) AS c_verify,
     count(*) FILTER (WHERE e.is_register) AS c_register,
     count(*) FILTER (WHERE e.is_plr) AS c_plr,
+    count(*) FILTER (WHERE e.is_plr AND e.is_out_region AND e.learner_age >= $older_adult_age)
+        AS c_plr_far,
     count(*) FILTER (WHERE e.is_uln_lookup) AS c_uln_lookup,
     count(*) FILTER (WHERE e.is_batch) AS c_batch,
     count(*) FILTER (WHERE e.is_match_response) AS c_match,

@@ -31,6 +31,7 @@ accounts AS (
         sum(c_verify) AS c_verify,
         sum(c_register) AS c_register,
         sum(c_plr) AS c_plr,
+        sum(c_plr_far) AS c_plr_far,
         sum(c_uln_lookup) AS c_uln_lookup,
         sum(c_batch) AS c_batch,
         sum(c_match) AS c_match,
