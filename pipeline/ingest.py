@@ -8,16 +8,22 @@ file: ``rows_read = rows_written + duplicates + quarantined``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import hmac
 import json
+import logging
+import re
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 from pydantic import BaseModel, Field
 
@@ -31,17 +37,106 @@ from pipeline.lake import (
     staging_dir,
 )
 from pipeline.pseudonymise import pseudonymise_lrs
-from pipeline.readers import LINE, MALFORMED, DeliveryError, is_delivery_file, read_delivery
+from pipeline.readers import (
+    LINE,
+    MALFORMED,
+    MALFORMED_FIELD,
+    MAX_MESSAGE_CHARS,
+    SUFFIXES,
+    DeliveryError,
+    clip,
+    delivery_type,
+    read_delivery,
+)
 from pipeline.validate import ERROR_FIELD, ERROR_REASON, masked_raw, validate
 from pipeline.warehouse import committed_runs, connect
 from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
-from schemas.frames import polars_schema, required_fields
+from schemas.frames import _base_type, polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
 from schemas.settings import Settings
 
 SOURCES = ("lrs", "npd")
 ROW = "_row"  # a staged row's place in delivery order
 MAX_AGE_YEARS = 120
+DAY_FOLDER = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+KEY_FINGERPRINT_DOMAIN = b"accesswatch-key-fingerprint"
+_HOME_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_HOME_MESSAGES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Permission denied",
+)
+log = logging.getLogger(__name__)
+
+
+class HomeWriteError(RuntimeError):
+    """The home folder cannot be written: disk full, read-only or no permission.
+
+    The message is one line naming the path and the problem. Whatever the failed step had
+    staged is removed and nothing of it is committed, so the home is as it was.
+    """
+
+
+class KeyMismatch(ValueError):
+    """The pseudonym key differs from the one the home's learner pseudonyms were made with."""
+
+
+def _home_problem(e: BaseException) -> str | None:
+    """Why writing the home failed, when ``e`` is a full disk, read-only or permission error."""
+    if isinstance(e, OSError) and e.errno in _HOME_ERRNOS:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    if isinstance(e, OSError | pl.exceptions.PolarsError | duckdb.Error):
+        text = str(e)
+        return next((m for m in _HOME_MESSAGES if m in text), None)
+    return None
+
+
+@contextlib.contextmanager
+def writing_home(home: Path, cleanup: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Turn a full disk, read-only or permission error under ``home`` into one
+    :class:`HomeWriteError`, after ``cleanup`` (which removes what was staged)."""
+    try:
+        yield
+    except HomeWriteError:
+        with contextlib.suppress(OSError):
+            cleanup()
+        raise
+    except Exception as e:
+        problem = _home_problem(e)
+        if problem is None:
+            raise
+        with contextlib.suppress(OSError):
+            cleanup()
+        raise HomeWriteError(
+            f"cannot write to the home folder {home}: {clip(problem, 200)}; "
+            "nothing was committed and the home is as it was"
+        ) from e
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A fingerprint of the pseudonym key (HMAC of a fixed text, 64 bits): tells keys apart,
+    reveals nothing of the key."""
+    return hmac.digest(key, KEY_FINGERPRINT_DOMAIN, "sha256").hex()[:16]
+
+
+def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
+    """Raise :class:`KeyMismatch` when the home was built with another pseudonym key.
+
+    Returns True when the home has no fingerprint yet (its first LRS ingest records one).
+    """
+    row = con.execute("SELECT fingerprint FROM key_fingerprint LIMIT 1").fetchone()
+    mine = key_fingerprint(key)
+    if row is None:
+        return True
+    if row[0] != mine:
+        raise KeyMismatch(
+            f"the pseudonym key differs from the one this home was built with (fingerprint "
+            f"{row[0]} vs {mine}); learner pseudonyms would not match. Set "
+            "ACCESSWATCH_PSEUDONYM_KEY to the home's key, or use a new home"
+        )
+    return False
 
 
 @dataclass(frozen=True)
@@ -158,17 +253,62 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _day_of(entry: Path) -> date | None:
+    """The delivery day a landing entry is the folder of: a folder named exactly YYYY-MM-DD.
+
+    (``date.fromisoformat`` alone also takes ``20260811`` and ``2026-W33-2``, whose folder
+    ``2026-08-11`` then does not exist: issue 13.)
+    """
+    if not DAY_FOLDER.match(entry.name) or not entry.is_dir():
+        return None
+    try:
+        return date.fromisoformat(entry.name)
+    except ValueError:
+        return None
+
+
 def delivery_days(landing: Path, source: str) -> list[date]:
-    """Delivery days present in the landing folder for one source, oldest first."""
+    """Delivery days present in the landing folder for one source, oldest first.
+
+    Only folders named exactly ``YYYY-MM-DD`` count; see :func:`unexpected_entries` for
+    what else is there.
+    """
     root = landing / source
     days: list[date] = []
     if root.is_dir():
         for child in root.iterdir():
-            try:
-                days.append(date.fromisoformat(child.name))
-            except ValueError:
-                continue
+            day = _day_of(child)
+            if day is not None:
+                days.append(day)
     return sorted(days)
+
+
+def unexpected_entries(landing: Path, source: str) -> list[str]:
+    """Warnings, one per entry of ``<landing>/<source>`` that ingest does not read.
+
+    Each names the entry relative to the landing folder and why: a name that is not a
+    day folder (``20260811``, ``2026-W33-2``, ``notes.txt``), a regular file named like a
+    day, or a hidden file inside a day folder (``.part.csv``: an upload in flight or OS
+    metadata). Files of an unknown type inside a day folder are not listed here: ingest
+    refuses them in the ledger. The CLI prints these as warnings.
+    """
+    root = landing / source
+    out: list[str] = []
+    if not root.is_dir():
+        return out
+    for child in sorted(root.iterdir()):
+        rel = f"{source}/{child.name}"
+        if _day_of(child) is None:
+            if DAY_FOLDER.match(child.name) and not child.is_dir():
+                why = "is named like a delivery day but is not a folder"
+            else:
+                why = "is not a delivery day folder (expected a folder named YYYY-MM-DD)"
+            out.append(f"{clip(rel, 200)} {why}; not read")
+            continue
+        for entry in sorted(child.iterdir()):
+            if entry.name.startswith("."):
+                out.append(f"{clip(rel + '/' + entry.name, 200)} is a hidden file; not read")
+    return out
 
 
 def new_run_id() -> str:
@@ -180,15 +320,25 @@ def check_rows(
 ) -> pl.DataFrame:
     """Validate one chunk of raw rows; malformed lines get their reader's reason."""
     columns = list(model.model_fields)
-    checked = validate(chunk.select([*columns, LINE, MALFORMED]), model, extra_checks=extra)
+    if MALFORMED_FIELD not in chunk.columns:
+        chunk = chunk.with_columns(pl.lit(None, dtype=pl.String).alias(MALFORMED_FIELD))
+    checked = validate(
+        chunk.select([*columns, LINE, MALFORMED, MALFORMED_FIELD]), model, extra_checks=extra
+    )
     malformed = pl.col(MALFORMED).is_not_null()
+    whole_line = pl.col(MALFORMED_FIELD).is_null()
     return checked.with_columns(
-        pl.when(malformed).then(pl.lit("line")).otherwise(pl.col(ERROR_FIELD)).alias(ERROR_FIELD),
         pl.when(malformed)
+        .then(pl.coalesce(pl.col(MALFORMED_FIELD), pl.lit("line")))
+        .otherwise(pl.col(ERROR_FIELD))
+        .alias(ERROR_FIELD),
+        pl.when(malformed & whole_line)
         .then(pl.format("line {}", pl.col(MALFORMED)))
+        .when(malformed)
+        .then(pl.col(MALFORMED))
         .otherwise(pl.col(ERROR_REASON))
         .alias(ERROR_REASON),
-    )
+    ).drop(MALFORMED_FIELD)
 
 
 def to_lake_rows(
@@ -236,11 +386,18 @@ def _stage_file(
     day: date,
     stage: Path,
 ) -> None:
+    if run.refused:
+        return  # refused before reading (see _entry_problem)
     columns = list(spec.raw.model_fields)
+    numeric = [
+        n for n, f in spec.raw.model_fields.items() if _base_type(f.annotation) in (int, float)
+    ]
     key = settings.key_bytes() if spec.needs_key else None
     tz = settings.timezone
     try:
-        chunks = read_delivery(run.path, columns, settings.chunk_rows, required_fields(spec.raw))
+        chunks = read_delivery(
+            run.path, columns, settings.chunk_rows, required_fields(spec.raw), numeric
+        )
         for i, chunk in enumerate(chunks):
             checked = check_rows(chunk, spec.raw, spec.extra_checks(day, tz))
             is_bad = pl.col(ERROR_FIELD).is_not_null()
@@ -253,18 +410,26 @@ def _stage_file(
                 for reason, n in Counter(bad.get_column(ERROR_REASON).to_list()).items():
                     run.reasons[reason] = run.reasons.get(reason, 0) + n
                 qpath = stage / "bad" / f"{run.seq:05d}-{i:05d}.parquet"
-                qpath.parent.mkdir(parents=True, exist_ok=True)
                 raw_bad = chunk.filter(bad_mask)
-                quarantine_rows(bad, raw_bad, spec.raw, source, day, run.rel).write_parquet(qpath)
+                _write_staged(
+                    quarantine_rows(bad, raw_bad, spec.raw, source, day, run.rel), qpath, stage
+                )
                 run.quarantine.append(qpath)
             if good.height:
                 lake_rows = to_lake_rows(good, spec, key, day, run.rel, tz)
                 gpath = stage / "good" / f"{run.seq:05d}-{i:05d}.parquet"
-                gpath.parent.mkdir(parents=True, exist_ok=True)
-                lake_rows.write_parquet(gpath)
+                _write_staged(lake_rows, gpath, stage)
                 run.staged.append(gpath)
     except DeliveryError as e:
         run.refused = f"refused: {e.problem}"
+    except HomeWriteError:
+        raise
+    except (Exception, pl.exceptions.PanicException) as e:
+        # One file's surprise must not stop the day: the file is refused, the rest go on.
+        log.debug("unexpected error staging %s", run.rel, exc_info=True)
+        run.refused = clip(
+            f"refused: could not be read ({type(e).__name__}: {e})", MAX_MESSAGE_CHARS
+        )
     if not run.refused and run.rows_read:
         share = run.quarantined / run.rows_read
         if share > settings.max_bad_share and run.quarantined >= settings.refuse_min_bad_rows:
@@ -278,6 +443,13 @@ def _stage_file(
         for p in [*run.staged, *run.quarantine]:
             p.unlink(missing_ok=True)
         run.staged, run.quarantine = [], []
+
+
+def _write_staged(frame: pl.DataFrame, path: Path, stage: Path) -> None:
+    """Write one staged chunk; a full disk or read-only home is a :class:`HomeWriteError`."""
+    with writing_home(stage.parent.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(path)
 
 
 def committed_files(settings: Settings, source: str) -> dict[tuple[str, str], str]:
@@ -294,11 +466,45 @@ def committed_files(settings: Settings, source: str) -> dict[tuple[str, str], st
 
 
 def delivery_files(settings: Settings, source: str, day: date) -> list[Path]:
-    """The delivery files of one source and day, in name order."""
+    """Every entry of one source's day folder but hidden ones, in name order.
+
+    Entries that are not readable delivery files (an unknown type, a folder, a symlink out
+    of the landing folder) are listed too: ingest refuses each in the ledger, so nothing
+    is dropped silently. Hidden entries (``.name``: uploads in flight, OS metadata) are
+    left out; :func:`unexpected_entries` reports them.
+    """
     folder = settings.landing / source / day.isoformat()
     if not folder.is_dir():
         raise FileNotFoundError(f"no delivery folder {folder}")
-    return sorted(p for p in folder.iterdir() if is_delivery_file(p))
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _entry_problem(path: Path, landing: Path) -> str | None:
+    """Why a day-folder entry is refused before it is opened, or None when it may be read.
+
+    A symlink is followed only inside the landing folder; its target is never opened
+    otherwise, so nothing outside the landing folder is read or echoed.
+    """
+    try:
+        if path.is_symlink():
+            target = path.resolve(strict=False)
+            if not target.is_relative_to(landing.resolve()):
+                return "is a symbolic link that points outside the landing folder; not read"
+            if not target.exists():
+                return "is a broken symbolic link"
+        if path.is_dir():
+            return "is a folder, not a delivery file"
+        if not path.is_file():
+            return "is not a regular file (a pipe, socket or device); not read"
+    except OSError as e:
+        return f"cannot be inspected: {e.strerror or e}"
+    if delivery_type(path.name) is None:
+        suffix = "".join(path.suffixes[-2:]) or "no suffix"
+        return (
+            f"unknown file type ({clip(suffix, 20)}); expected one of "
+            f"{', '.join(SUFFIXES)} (any case)"
+        )
+    return None
 
 
 def stage_delivery(
@@ -325,15 +531,34 @@ def stage_delivery(
     )
     for path in delivery_files(settings, source, day):
         rel = str(path.relative_to(settings.landing))
-        sha = file_sha256(path)
+        problem = _entry_problem(path, settings.landing)
+        sha = ""
+        if problem is None:
+            try:
+                sha = file_sha256(path)
+            except OSError as e:
+                problem = f"cannot be read: {e.strerror or e}"
         if done and (rel, sha) in done:
             staged.skipped.append(_skipped(staged, rel, sha, done[(rel, sha)]))
             continue
-        staged.files.append(StagedFile(seq=len(staged.files), path=path, rel=rel, sha256=sha))
-    if staged.files:
-        staged.stage.mkdir(parents=True, exist_ok=True)
-    for run in staged.files:
-        _stage_file(run, spec, settings, source, day, staged.stage)
+        staged.files.append(
+            StagedFile(
+                seq=len(staged.files),
+                path=path,
+                rel=rel,
+                sha256=sha,
+                refused=f"refused: {problem}" if problem else "",
+            )
+        )
+
+    def cleanup() -> None:
+        shutil.rmtree(staged.stage, ignore_errors=True)
+
+    with writing_home(settings.home, cleanup):
+        if staged.files:
+            staged.stage.mkdir(parents=True, exist_ok=True)
+        for run in staged.files:
+            _stage_file(run, spec, settings, source, day, staged.stage)
     return staged
 
 
@@ -401,6 +626,29 @@ def commit_delivery(settings: Settings, staged: StagedDelivery) -> CommittedDeli
     if not runs:
         shutil.rmtree(staged.stage, ignore_errors=True)
         return CommittedDelivery(source=source, day=day, reports=reports)
+    fingerprint: str | None = None
+    if SPECS[source].needs_key:
+        key = settings.key_bytes()
+        with connect(settings) as con:
+            if check_key(con, key):
+                fingerprint = key_fingerprint(key)
+
+    def cleanup() -> None:
+        shutil.rmtree(staged.stage, ignore_errors=True)
+        (settings.home / "journal" / f"{run_id}.json.tmp").unlink(missing_ok=True)
+
+    with writing_home(settings.home, cleanup):
+        return _commit(settings, staged, runs, reports, fingerprint)
+
+
+def _commit(
+    settings: Settings,
+    staged: StagedDelivery,
+    runs: list[StagedFile],
+    reports: list[DeliveryReport],
+    fingerprint: str | None,
+) -> CommittedDelivery:
+    source, day, run_id = staged.source, staged.day, staged.run_id
     prepared = staged.prepared
     if not _still_current(prepared, runs):
         prepared = _prepare(settings, staged, runs)
@@ -436,8 +684,16 @@ def commit_delivery(settings: Settings, staged: StagedDelivery) -> CommittedDeli
 
     def record() -> None:
         with connect(settings) as con:
+            con.execute("BEGIN TRANSACTION")
+            if fingerprint is not None:
+                con.execute(
+                    "INSERT INTO key_fingerprint SELECT ?, ?, ? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM key_fingerprint)",
+                    [fingerprint, run_id, finished],
+                )
             con.register("new_rows", ledger_frame(new_reports))
             con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
+            con.execute("COMMIT")
 
     commit_files(settings.home, run_id, moves, record)
     event_dates = sorted(
@@ -586,10 +842,14 @@ def ingest(
     report = IngestReport(run_id=run_id, source=source)
     purpose = f"ingest {source}"
     with (
+        writing_home(settings.home),
         run_lock(settings.home, lock_wait_seconds, purpose),
         home_lock(settings.home, lock_wait_seconds, purpose),
     ):
         recover_home(settings)
+        if SPECS[source].needs_key:
+            with connect(settings, read_only=True) as con:
+                check_key(con, settings.key_bytes())  # refuse before any work is done
         for day in days if days is not None else delivery_days(settings.landing, source):
             day_reports = ingest_day(settings, source, day, run_id=f"{run_id}-{day:%Y%m%d}")
             report.deliveries.extend(day_reports)

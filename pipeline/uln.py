@@ -17,7 +17,7 @@ _WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)
 
 def check_digit(first_nine: str) -> int | None:
     """The check digit for nine leading digits, or None when no digit can make them valid."""
-    if len(first_nine) != 9 or not first_nine.isdigit():
+    if len(first_nine) != 9 or not (first_nine.isascii() and first_nine.isdigit()):
         raise ValueError(f"expected 9 digits, got {first_nine!r}")
     r = sum(int(d) * w for d, w in zip(first_nine, _WEIGHTS.tolist(), strict=True)) % 11
     return None if r == 0 else 10 - r
@@ -25,7 +25,8 @@ def check_digit(first_nine: str) -> int | None:
 
 def is_valid_uln(uln: str) -> bool:
     """True when ``uln`` is ten digits with a correct check digit (and not the placeholder)."""
-    if len(uln) != 10 or not uln.isdigit() or uln == PLACEHOLDER_ULN:
+    # isdigit() alone accepts full-width and other Unicode digits, which are not ULNs.
+    if len(uln) != 10 or not (uln.isascii() and uln.isdigit()) or uln == PLACEHOLDER_ULN:
         return False
     r = sum(int(d) * w for d, w in zip(uln[:9], _WEIGHTS.tolist(), strict=True)) % 11
     return r != 0 and int(uln[9]) == 10 - r
@@ -37,7 +38,7 @@ def valid_uln_expr(col: str | pl.Expr) -> pl.Expr:
     digits = [c.str.slice(i, 1).cast(pl.Int64, strict=False) for i in range(10)]
     total = pl.sum_horizontal([d * int(w) for d, w in zip(digits[:9], _WEIGHTS, strict=True)])
     r = total % 11
-    well_formed = c.str.contains(r"^\d{10}$")
+    well_formed = c.str.contains(r"^[0-9]{10}$")
     return (
         pl.when(c.is_null())
         .then(None)

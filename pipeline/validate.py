@@ -22,6 +22,8 @@ from schemas.frames import _base_type
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
 ERROR_FIELD = "_error_field"
 ERROR_REASON = "_error_reason"
+RAW_VALUE_CHARS = 200
+"""Quarantined raw values are cut to this many characters (a 10 MB field stays out)."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,10 @@ class Constraints:
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
-    ge: float | None = None
-    le: float | None = None
+    ge: typing.Any = None
+    gt: typing.Any = None
+    le: typing.Any = None
+    lt: typing.Any = None
     choices: tuple[str, ...] | None = None
 
 
@@ -53,7 +57,7 @@ def constraints_of(field: FieldInfo) -> Constraints:
 
     walk(field.annotation)
     for item in metadata:
-        for name in ("min_length", "max_length", "pattern", "ge", "le"):
+        for name in ("min_length", "max_length", "pattern", "ge", "gt", "le", "lt"):
             value = getattr(item, name, None)
             if value is not None:
                 found[name] = value
@@ -71,6 +75,7 @@ def field_checks(name: str, field: FieldInfo) -> tuple[pl.Expr, list[tuple[pl.Ex
     checks: list[tuple[pl.Expr, str]] = []
     if field.is_required():
         checks.append((raw.is_null(), "is missing"))
+    checks.append((raw.str.contains("\x00", literal=True), "contains a NUL character"))
     parsed: pl.Expr
     if kind is datetime:
         parsed = raw.str.to_datetime(TIMESTAMP_FORMAT, strict=False, time_zone="UTC")
@@ -93,10 +98,24 @@ def field_checks(name: str, field: FieldInfo) -> tuple[pl.Expr, list[tuple[pl.Ex
         checks.append((raw.is_not_null() & parsed.is_null(), "is not true or false"))
     else:
         parsed = raw
+    in_bounds: pl.Expr = pl.lit(True)
     if c.ge is not None:
-        checks.append((parsed < c.ge, f"must be at least {c.ge:g}"))
+        checks.append((parsed < c.ge, f"must be at least {_shown(c.ge)}"))
+        in_bounds = in_bounds & (parsed >= c.ge)
+    if c.gt is not None:
+        checks.append((parsed <= c.gt, f"must be after {_shown(c.gt)}"))
+        in_bounds = in_bounds & (parsed > c.gt)
     if c.le is not None:
-        checks.append((parsed > c.le, f"must be at most {c.le:g}"))
+        checks.append((parsed > c.le, f"must be at most {_shown(c.le)}"))
+        in_bounds = in_bounds & (parsed <= c.le)
+    if c.lt is not None:
+        checks.append((parsed >= c.lt, f"must be before {_shown(c.lt)}"))
+        in_bounds = in_bounds & (parsed < c.lt)
+    if kind is not str:
+        # Out-of-bounds values become null, so that cross-field checks and time-zone
+        # arithmetic never see them (a year-1 timestamp overflowed the conversion to
+        # Europe/London and stopped the whole run: issue 13).
+        parsed = pl.when(in_bounds.fill_null(True)).then(parsed).otherwise(None)
     if c.choices is not None:
         checks.append(
             (
@@ -113,14 +132,35 @@ def field_checks(name: str, field: FieldInfo) -> tuple[pl.Expr, list[tuple[pl.Ex
             (raw.str.len_chars() > c.max_length, f"is longer than {c.max_length} characters")
         )
     if c.pattern is not None:
-        checks.append((~raw.str.contains(c.pattern), f"does not match the pattern {c.pattern}"))
+        checks.append(
+            (~raw.str.contains(ascii_digits(c.pattern)), f"does not match the pattern {c.pattern}")
+        )
     return parsed, checks
 
 
+def ascii_digits(pattern: str) -> str:
+    """``pattern`` with ``\\d`` meaning ASCII 0-9 only (in Rust's regex it is any Unicode
+    digit, so full-width digits passed as a UKPRN: issue 13)."""
+    return pattern.replace("\\d", "[0-9]")
+
+
+def _shown(bound: typing.Any) -> str:
+    if isinstance(bound, datetime | date):
+        return bound.isoformat()
+    return f"{bound:g}"
+
+
 def null_empty(frame: pl.DataFrame) -> pl.DataFrame:
-    """Trim surrounding blanks of string columns and turn empty strings into nulls."""
+    """Trim surrounding blanks of string columns and turn empty strings into nulls.
+
+    Trimming matters: an ``event_id`` of ``" e1 "`` is the event ``e1`` (it escaped
+    deduplication before: issue 13).
+    """
     return frame.with_columns(
-        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
+        pl.when(pl.col(c).str.strip_chars() == "")
+        .then(None)
+        .otherwise(pl.col(c).str.strip_chars())
+        .alias(c)
         for c, dtype in frame.schema.items()
         if dtype == pl.String and not c.startswith("_")
     )
@@ -171,13 +211,25 @@ def validate(
 def masked_raw(frame: pl.DataFrame, model: type[BaseModel]) -> pl.Expr:
     """The raw row as JSON with personal fields replaced by a length note (for quarantine)."""
     hidden = set(personal_fields(model))
+    cap = RAW_VALUE_CHARS
+
+    def shown(n: str) -> pl.Expr:
+        value = pl.col(n)
+        return (
+            pl.when(value.str.len_chars() > cap)
+            .then(
+                pl.format("{}… (+{} chars)", value.str.slice(0, cap), value.str.len_chars() - cap)
+            )
+            .otherwise(value)
+        )
+
     parts = [
         (
             pl.when(pl.col(n).is_null() | (pl.col(n).str.strip_chars() == ""))
             .then(None)
             .otherwise(pl.format("<masked: {} chars>", pl.col(n).str.len_chars()))
             if n in hidden
-            else pl.col(n)
+            else shown(n)
         ).alias(n)
         for n in model.model_fields
         if n in frame.columns

@@ -30,6 +30,9 @@ TABLES: dict[str, str] = {
     "rule_hits": duckdb_columns(RuleHitRow),
     "reasons": duckdb_columns(ReasonRow),
     "suspects": duckdb_columns(SuspectRow),
+    # the pseudonym key's fingerprint (never the key), recorded by the first LRS ingest
+    # (pipeline.ingest.check_key): a later ingest with another key is refused
+    "key_fingerprint": "fingerprint VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ",
 }
 
 

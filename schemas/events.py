@@ -7,20 +7,52 @@ pseudonym, the learner's age at query time and the postcode area.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-Ukprn = Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
-Uln = Annotated[str, StringConstraints(pattern=r"^\d{10}$")]
+
+def ip_address_pattern() -> str:
+    """A regular expression accepting exactly the IPv4 and IPv6 addresses that Python's
+    ``ipaddress.ip_address`` accepts (without IPv6 scope ids), so it can run vectorised.
+
+    IPv4: four decimal octets 0-255 without leading zeros. IPv6: eight groups of 1-4 hex
+    digits, the last two of which may be an IPv4 address, with at most one ``::`` standing
+    for one or more zero groups.
+    """
+    octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    v4 = rf"{octet}(?:\.{octet}){{3}}"
+    h = "[0-9A-Fa-f]{1,4}"
+
+    def groups(n: int) -> str:
+        return "" if n == 0 else h if n == 1 else rf"{h}(?::{h}){{{n - 1}}}"
+
+    forms = [groups(8), f"{groups(6)}:{v4}"]
+    for total, tail_v4 in ((8, False), (6, True)):
+        for head in range(total):
+            for tail in range(total - head):  # "::" stands for at least one group
+                end = groups(tail)
+                if tail_v4:
+                    end = f"{end}:{v4}" if end else v4
+                forms.append(f"{groups(head)}::{end}")
+    return f"^(?:{v4}|{'|'.join(forms)})$"
+
+
+# ASCII digits only: in Python and Rust regular expressions \d also matches full-width and
+# other Unicode digits, which are not ULNs or UKPRNs (issue 13).
+Ukprn = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
+Uln = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
 UkPostcode = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$")
 ]
 IpAddress = Annotated[
-    str, StringConstraints(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")
+    str, StringConstraints(min_length=2, max_length=45, pattern=ip_address_pattern())
 ]
+EARLIEST_EVENT = datetime(1990, 1, 1, tzinfo=UTC)
+"""Events before this are clock or format errors (also keeps time-zone arithmetic in range)."""
+LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class LrsChannel(StrEnum):
@@ -74,7 +106,7 @@ class LrsEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: str = Field(min_length=1, max_length=128)
-    occurred_at: AwareDatetime
+    occurred_at: AwareDatetime = Field(ge=EARLIEST_EVENT, lt=LATEST_EVENT)
     ukprn: Ukprn
     user_name: str = Field(min_length=1, max_length=256)
     channel: LrsChannel
@@ -95,7 +127,7 @@ class NpdEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: str = Field(min_length=1, max_length=128)
-    occurred_at: AwareDatetime
+    occurred_at: AwareDatetime = Field(ge=EARLIEST_EVENT, lt=LATEST_EVENT)
     org_id: str = Field(min_length=1, max_length=32)
     user_name: str = Field(min_length=1, max_length=256)
     agreement_ref: str | None = Field(default=None, max_length=32)

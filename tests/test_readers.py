@@ -63,10 +63,19 @@ def test_empty_files_are_refused_with_the_file_named(
     assert info.value.path == path
 
 
-def test_header_only_file_is_refused(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "h.csv", [], LRS_COLUMNS)
-    with pytest.raises(DeliveryError, match="header but no rows"):
-        _read(path)
+@pytest.mark.parametrize("name", ["h.csv", "h.csv.gz", "e.jsonl", "e.jsonl.gz"])
+def test_header_only_and_empty_json_lines_files_are_deliveries_of_zero_rows(
+    tmp_path: Path, name: str
+) -> None:
+    """Issue 13: a quiet day is a header-only CSV or an empty JSON Lines file (a gzip of
+    either too): 0 rows, not an error. Regression: 'the file has a header but no rows'."""
+    path = tmp_path / name
+    if "csv" in name:
+        write_csv(path, [], LRS_COLUMNS)
+    else:
+        write_jsonl(path, [])
+    frame = _read(path)
+    assert frame.height == 0 and frame.columns[: len(LRS_COLUMNS)] == LRS_COLUMNS
 
 
 def test_unreadable_and_truncated_gzip_are_refused(tmp_path: Path) -> None:
@@ -96,7 +105,12 @@ def test_jsonl_bad_lines_become_malformed_rows_with_line_numbers(tmp_path: Path)
     ]
     frame = _read(write_jsonl(tmp_path / "d.jsonl.gz", rows))
     assert frame[LINE].to_list() == [1, 2, 4, 5]
-    assert frame[MALFORMED].to_list() == [None, "is not valid JSON", "is not a JSON object", None]
+    assert frame[MALFORMED].to_list() == [
+        None,
+        "is not valid JSON",
+        "is not a JSON object (found an array)",
+        None,
+    ]
     assert frame.filter(pl.col(LINE) == 5)["result_count"].item() == "3"
 
 
