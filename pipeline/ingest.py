@@ -486,12 +486,12 @@ def _entry_problem(path: Path, landing: Path) -> str | None:
     otherwise, so nothing outside the landing folder is read or echoed.
     """
     try:
-        if path.is_symlink():
-            target = path.resolve(strict=False)
-            if not target.is_relative_to(landing.resolve()):
-                return "is a symbolic link that points outside the landing folder; not read"
-            if not target.exists():
-                return "is a broken symbolic link"
+        # resolve() follows a link anywhere on the path, e.g. a day folder linked elsewhere.
+        target = path.resolve(strict=False)
+        if not target.is_relative_to(landing.resolve()):
+            return "is a symbolic link that points outside the landing folder; not read"
+        if path.is_symlink() and not target.exists():
+            return "is a broken symbolic link"
         if path.is_dir():
             return "is a folder, not a delivery file"
         if not path.is_file():

@@ -238,7 +238,14 @@ def _read_csv(
         raise DeliveryError(path, f"the header row is not valid UTF-8 (byte {e.start + 1})") from e
     if not text.strip():
         raise DeliveryError(path, "the file has no header row (the first line is blank)")
-    header = [h.strip() for h in next(csv.reader([text]))]
+    if "\r" in text.rstrip("\r\n"):
+        raise DeliveryError(
+            path, "uses carriage returns alone as line breaks; expected LF or CRLF line endings"
+        )
+    try:
+        header = [h.strip() for h in next(csv.reader([text]))]
+    except csv.Error as e:
+        raise DeliveryError(path, f"the header row cannot be split into fields ({e})") from e
     dup = sorted({h for h in header if h in columns and header.count(h) > 1})
     if dup:
         raise DeliveryError(path, f"column(s) named more than once in the header: {', '.join(dup)}")
@@ -260,7 +267,7 @@ def _csv_frames(
                 yield _csv_slow(carry[1], carry[0] + 2, columns, picks, width, True)[0]
                 carry = None
             yield _malformed_frame(
-                columns, [(index + 2, f"is longer than {MAX_LINE_BYTES >> 20} MiB", None)]
+                columns, [(index + 2, f"is longer than {MAX_LINE_BYTES:,} bytes", None)]
             )
             continue
         if carry is not None:
@@ -280,6 +287,12 @@ def _csv_fast(
     data: bytes, first_line: int, columns: Sequence[str], picks: dict[str, int], width: int
 ) -> pl.DataFrame | None:
     """Parse a block with pyarrow, or None when it needs the line-by-line path."""
+    try:
+        # pyarrow decodes a ragged row's text for the handler and fails on invalid UTF-8
+        # with an unraisable traceback on stderr: such blocks take the exact path.
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
     arr = np.frombuffer(data, dtype=np.uint8)
     quotes = np.flatnonzero(arr == ord('"'))
     if quotes.size:
@@ -367,17 +380,28 @@ def _csv_slow(
                 break
             end = base + reader.line_num
             span = end - start
-            if span > 1 and (
-                len(rec) != width
-                or span > MAX_RECORD_LINES
-                or (
-                    width > 1
-                    and any(texts[k].count(",") >= width - 1 for k in range(start + 1, end))
+            reaches_end = end >= len(texts)
+            # A record whose quotes do not pair up and that ran to the end of the input
+            # opened a quote that never closed (before it closed, it would go on).
+            open_quote = (span > 1 or reaches_end) and (
+                sum(texts[k].count('"') for k in range(start, end)) % 2 == 1
+            )
+            if reaches_end and open_quote and not at_eof and span <= MAX_RECORD_LINES:
+                rest = b"\n".join(raw[start:]) + (b"\n" if data.endswith(b"\n") else b"")
+                return _csv_rows(names, records, lines, bad), rest
+            if (reaches_end and open_quote) or (
+                span > 1
+                and (
+                    len(rec) != width
+                    or span > MAX_RECORD_LINES
+                    or (
+                        width > 1
+                        and any(texts[k].count(",") >= width - 1 for k in range(start + 1, end))
+                    )
                 )
             ):
-                if end >= len(texts) and not at_eof and span <= MAX_RECORD_LINES:
-                    rest = b"\n".join(raw[start:]) + (b"\n" if data.endswith(b"\n") else b"")
-                    return _csv_rows(names, records, lines, bad), rest
+                # Quarantine the line where the quote opened and read on from the next line,
+                # so one stray quote does not swallow the rest of the file (issue 13).
                 bad.append((first_line + start, "has a quote that is never closed", None))
                 i, restart = start + 1, True
                 break
@@ -479,7 +503,7 @@ def _jsonl_frames(
     for index, data in _line_blocks(f, _block_bytes(chunk_rows)):
         if data is None:
             yield _malformed_frame(
-                columns, [(index + 1, f"is longer than {MAX_LINE_BYTES >> 20} MiB", None)]
+                columns, [(index + 1, f"is longer than {MAX_LINE_BYTES:,} bytes", None)]
             )
             continue
         raw = data.split(b"\n")

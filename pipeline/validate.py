@@ -132,9 +132,11 @@ def field_checks(name: str, field: FieldInfo) -> tuple[pl.Expr, list[tuple[pl.Ex
             (raw.str.len_chars() > c.max_length, f"is longer than {c.max_length} characters")
         )
     if c.pattern is not None:
-        checks.append(
-            (~raw.str.contains(ascii_digits(c.pattern)), f"does not match the pattern {c.pattern}")
-        )
+        # A model may say in words what a long pattern expects (json_schema_extra "expected").
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        expected = extra.get("expected")
+        reason = f"is not {expected}" if expected else f"does not match the pattern {c.pattern}"
+        checks.append((~raw.str.contains(ascii_digits(c.pattern)), reason))
     return parsed, checks
 
 

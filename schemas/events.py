@@ -48,7 +48,9 @@ UkPostcode = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$")
 ]
 IpAddress = Annotated[
-    str, StringConstraints(min_length=2, max_length=45, pattern=ip_address_pattern())
+    str,
+    StringConstraints(min_length=2, max_length=45, pattern=ip_address_pattern()),
+    Field(json_schema_extra={"expected": "an IPv4 or IPv6 address"}),
 ]
 EARLIEST_EVENT = datetime(1990, 1, 1, tzinfo=UTC)
 """Events before this are clock or format errors (also keeps time-zone arithmetic in range)."""
