@@ -4,7 +4,10 @@ late events and duplicates are placed right, bad deliveries are refused whole.""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from pipeline.ingest import (
     commit_delivery,
@@ -373,3 +377,143 @@ def test_rows_read_always_equals_written_plus_duplicates_plus_quarantined(
 @given(st.binary(min_size=16, max_size=100), st.lists(st.text(max_size=12), max_size=20))
 def test_fast_pseudonyms_equal_the_standard_hmac(key: bytes, values: list[str]) -> None:
     assert pseudonyms(key, values, "uln") == [pseudonym(key, v, "uln") for v in values]
+
+
+# --- issue 13: real feeds ------------------------------------------------------------------
+
+
+def test_quiet_days_are_committed_deliveries_of_zero_rows(settings: Settings) -> None:
+    """Regression (issue 13): a header-only CSV was refused, so weekends went unscored."""
+    folder = settings.landing / "lrs" / DAY.isoformat()
+    write_csv(folder / "a.csv", [], LRS_COLUMNS)
+    write_jsonl(folder / "b.jsonl.gz", [])
+    (folder / "c.jsonl").write_bytes(b"")
+    report = ingest(settings, "lrs", [DAY])
+    assert [(d.status, d.rows_read) for d in report.deliveries] == [
+        (DeliveryStatus.committed, 0)
+    ] * 3
+    assert all(d.reconciles for d in report.deliveries)
+    again = ingest(settings, "lrs", [DAY])
+    assert {d.status for d in again.deliveries} == {DeliveryStatus.skipped}
+
+
+def test_only_folders_named_yyyy_mm_dd_are_delivery_days(tmp_path: Path) -> None:
+    """Regression (issue 13): date.fromisoformat takes 20260811 and 2026-W33-2, whose folder
+    2026-08-11 then did not exist, and --all ended with exit 2."""
+    from pipeline.ingest import delivery_days, unexpected_entries
+
+    root = tmp_path / "lrs"
+    for name in ["2026-08-10", "20260811", "2026-W33-2", "2026-02-30", "misc"]:
+        (root / name).mkdir(parents=True)
+    (root / "2026-08-12").write_text("a stray file")
+    (root / "2026-08-10" / ".upload.csv.tmp").write_text("in flight")
+    assert delivery_days(tmp_path, "lrs") == [date(2026, 8, 10)]
+    warnings = unexpected_entries(tmp_path, "lrs")
+    assert len(warnings) == 6
+    assert "lrs/2026-08-12 is named like a delivery day but is not a folder; not read" in warnings
+    assert any(w.startswith("lrs/2026-W33-2 is not a delivery day folder") for w in warnings)
+    assert "lrs/2026-08-10/.upload.csv.tmp is a hidden file; not read" in warnings
+    assert unexpected_entries(tmp_path, "npd") == []
+
+
+def test_an_unexpected_error_in_one_file_refuses_that_file_only(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.ingest as ingest_module
+
+    folder = settings.landing / "lrs" / DAY.isoformat()
+    write_csv(folder / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
+    write_csv(folder / "b.csv", [lrs_row("e2")], LRS_COLUMNS)
+    real = ingest_module.read_delivery
+
+    def flaky(path: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if path.name == "a.csv":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest_module, "read_delivery", flaky)
+    report = ingest(settings, "lrs", [DAY])
+    by_file = {Path(d.source_file).name: d for d in report.deliveries}
+    assert by_file["a.csv"].status is DeliveryStatus.refused
+    assert by_file["a.csv"].reason == (
+        "refused: could not be read (RecursionError: maximum recursion depth exceeded)"
+    )
+    assert by_file["b.csv"].status is DeliveryStatus.committed
+    assert lake(settings)["event_id"].to_list() == ["e2"]
+
+
+def test_a_different_pseudonym_key_is_refused(settings: Settings, tmp_path: Path) -> None:
+    from pipeline.ingest import KeyMismatch, key_fingerprint
+
+    write_csv(settings.landing / "lrs" / DAY.isoformat() / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
+    ingest(settings, "lrs", [DAY])
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        stored = con.execute("SELECT fingerprint FROM key_fingerprint").fetchall()
+    assert stored == [(key_fingerprint(TEST_KEY.encode()),)]
+    assert TEST_KEY not in str(stored) and len(stored[0][0]) == 16
+    other = settings.model_copy(update={"pseudonym_key": SecretStr("another-key-0123456789")})
+    write_csv(settings.landing / "lrs" / DAY.isoformat() / "b.csv", [lrs_row("e2")], LRS_COLUMNS)
+    before = snapshot(settings.home)
+    with pytest.raises(
+        KeyMismatch, match=r"pseudonym key differs .* \(fingerprint [0-9a-f]{16} vs"
+    ):
+        ingest(other, "lrs", [DAY])
+    assert snapshot(settings.home) == before
+    # NPD carries no learner data and needs no key.
+    write_csv(settings.landing / "npd" / DAY.isoformat() / "n.csv", [npd_row("n1")], NPD_COLUMNS)
+    assert not ingest(other, "npd", [DAY]).refused
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (needs root with mount rights; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("cannot mount a tmpfs here (needs root): full-disk test not run")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _random_rows(n: int, prefix: str) -> list[dict[str, object]]:
+    return [lrs_row(f"{prefix}{i}", user_agent=os.urandom(60).hex()) for i in range(n)]
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_the_home_as_it_was(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    from pipeline.ingest import HomeWriteError
+
+    s = load_settings(home=small_disk / "home", landing=tmp_path / "l", pseudonym_key=TEST_KEY)
+    folder = s.landing / "lrs" / DAY.isoformat()
+    write_csv(folder / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
+    ingest(s, "lrs", [DAY])
+    before = snapshot(s.home)
+    write_csv(folder / "big.csv", _random_rows(30_000, "b"), LRS_COLUMNS)
+    with pytest.raises(HomeWriteError, match="No space left on device") as info:
+        ingest(s, "lrs", [DAY])
+    assert "\n" not in str(info.value) and str(s.home) in str(info.value)
+    assert not (s.home / "staging").exists() or not any((s.home / "staging").iterdir())
+    assert snapshot(s.home) == before
+
+
+def test_a_read_only_home_is_one_clear_error(small_disk: Path, tmp_path: Path) -> None:
+    from pipeline.ingest import HomeWriteError
+
+    s = load_settings(home=small_disk / "home", landing=tmp_path / "l", pseudonym_key=TEST_KEY)
+    folder = s.landing / "lrs" / DAY.isoformat()
+    write_csv(folder / "a.csv", [lrs_row("e1")], LRS_COLUMNS)
+    ingest(s, "lrs", [DAY])
+    before = snapshot(s.home)
+    write_csv(folder / "b.csv", [lrs_row("e2")], LRS_COLUMNS)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(HomeWriteError, match="Read-only file system"):
+        ingest(s, "lrs", [DAY])
+    assert snapshot(s.home) == before
