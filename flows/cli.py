@@ -492,7 +492,7 @@ def demo_cmd(
 
     paths = _paths(home, landing, config)
     result = _run_backfill(paths, None, None, workers, None, 0.0)
-    last = max(d.day for d in result.days if not d.failed)
+    last = max(d.day for d in result.days if not d.failed and d.scoring != "no data")
     console.print(f"[bold]Suspects on {last}[/] (top {top} of all organisations)")
     _print_suspects(suspects(paths.settings(), last, top=top, by="org"), By.org)
 

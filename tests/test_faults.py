@@ -423,3 +423,28 @@ def _cmdline(p: Path) -> str:
         return (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_the_summary_artifact_lists_missing_deliveries_and_a_day_with_no_data() -> None:
+    from flows.artifacts import summary_markdown
+    from flows.backfill import finish, missing_lines
+    from schemas.flows import DayOutcome, DayState, DaySummary, RunResult
+
+    day = date.fromisoformat(D3)
+    outcome = DayOutcome(
+        day=day, ingest=DayState.missing, scoring=DayState.no_data, missing=["lrs", "npd"],
+        summary=DaySummary(day=day, scored=False),
+    )  # fmt: skip
+    result = RunResult(flow="nightly", start=day, end=day, code_version="x", days=[outcome])
+    lines = missing_lines(Path("/landing"), result)
+    assert lines == [
+        f"lrs {D3}: no delivery folder /landing/lrs/{D3}",
+        f"npd {D3}: no delivery folder /landing/npd/{D3}",
+    ]
+    md = summary_markdown(result, DaySummary(day=day, scored=False), lines)
+    assert "| missing deliveries | 2 (see below) |" in md
+    assert "## Missing deliveries" in md and f"- lrs {D3}: no delivery folder" in md
+    assert f"No events on {D3}: nothing to score" in md
+    state = finish(result)
+    assert state.is_completed()  # missing is reported, not a failure
+    assert state.message == f"1 day(s) done; missing deliveries: lrs {D3}, npd {D3}"
