@@ -59,6 +59,7 @@ def summary_markdown(
         f"| duplicates dropped | {summary.duplicates:,} |",
         f"| quarantined | {summary.quarantined:,} ({_counts(summary.quarantine_reasons)}) |",
         f"| late events | {summary.late_events:,} |",
+        f"| missing deliveries | {len(missing)}{' (see below)' if missing else ''} |",
         f"| refused deliveries | {len(summary.refused)} |",
         f"| suspects in the ranked list | {summary.suspects} |",
         f"| new suspects | {', '.join(summary.new_suspects) or 'none'} |",
@@ -70,8 +71,19 @@ def summary_markdown(
     ]
     if report is not None:
         lines += ["", f"Report: [{report.name}]({report.resolve().as_uri()}) (`{report}`)"]
+    if not summary.scored:
+        lines += ["", f"**No events on {summary.day}: nothing to score** (no ranked list)."]
     if missing:
-        lines += ["", "## Missing deliveries", "", *[f"- {m}" for m in missing]]
+        # A feed that stops is an operational finding: say so before anything else below.
+        lines += [
+            "",
+            "## Missing deliveries",
+            "",
+            "No delivery folder arrived (not a quiet day: that is a delivery of 0 rows). "
+            "The days were scored from what else came in.",
+            "",
+            *[f"- {m}" for m in missing],
+        ]
     if summary.refused:
         lines += ["", "## Refused deliveries", "", *[f"- {r}" for r in summary.refused]]
     if failed:
@@ -90,6 +102,9 @@ def publish(
 ) -> DaySummary:
     """Create the top-suspects table and the run summary for ``day``."""
     summary = day_summary(paths.settings(), day, top)
+    outcome = next((d for d in result.days if d.day == day), None)
+    if outcome is not None and outcome.summary is not None:
+        summary.scored = outcome.summary.scored
     create_table_artifact(
         key=TOP_SUSPECTS_KEY,
         table=suspects_table(paths, day, top),

@@ -50,13 +50,24 @@ def backfill(
             paths, start, end, score_from=start, stage_slots=slots
         )
         result.flow = "backfill"
-        publish(paths, end, result, missing=[])
+        publish(paths, end, result, missing=missing_lines(s.landing, result))
     return finish(result)
 
 
+def missing_lines(landing: Path, result: RunResult) -> list[str]:
+    """One line per missing delivery of the run, for the summary artifact."""
+    return [
+        f"{source} {d.day}: no delivery folder {landing / source / d.day.isoformat()}"
+        for d in result.days
+        for source in d.missing
+    ]
+
+
 def finish(result: RunResult) -> State:
-    """Completed with the result, or Failed naming the failed days (result kept as data)."""
+    """Completed with the result, or Failed naming the failed days (result kept as data).
+    Missing deliveries are named in the message either way; they do not fail the run."""
+    missing = f"; missing deliveries: {', '.join(result.missing)}" if result.missing else ""
     if result.failed:
         names = "; ".join(f"{d.day}: {d.reason.strip('; ')}" for d in result.failed)
-        return Failed(message=f"{len(result.failed)} day(s) failed: {names}", data=result)
-    return Completed(message=f"{len(result.days)} day(s) done", data=result)
+        return Failed(message=f"{len(result.failed)} day(s) failed: {names}{missing}", data=result)
+    return Completed(message=f"{len(result.days)} day(s) done{missing}", data=result)

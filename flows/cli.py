@@ -8,8 +8,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.flows import JobPaths, RunResult
@@ -19,7 +22,22 @@ if TYPE_CHECKING:
     from schemas.detection import Suspect
     from schemas.triage import TriageDecision
 
+
+class _Group(typer.core.TyperGroup):
+    """Every command: a home or warehouse busy beyond the wait is one line, exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pipeline.lake import HomeBusy
+
+        try:
+            return super().invoke(ctx)
+        except HomeBusy as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="accesswatch",
     help="Watch how organisations use the LRS and NPD, and rank suspected misuse with reasons.",
     no_args_is_help=True,
@@ -92,6 +110,7 @@ def ingest_cmd(
     """Validate, pseudonymise and load delivery files into the Parquet lake.
 
     Exits 1 when a delivery is refused (its reason is printed); the other files are kept.
+    A day without the source's delivery folder is recorded as missing, with a WARNING.
     """
     from pipeline.ingest import ingest
     from pipeline.lake import HomeBusy
@@ -109,7 +128,9 @@ def ingest_cmd(
     for col in ("file", "status", "read", "written", "duplicates", "quarantined", "late"):
         table.add_column(col, justify="left" if col in ("file", "status") else "right")
     for d in report.deliveries:
-        colour = {"committed": "green", "skipped": "dim", "refused": "red"}[d.status.value]
+        colour = {"committed": "green", "skipped": "dim", "refused": "red", "missing": "yellow"}[
+            d.status.value
+        ]
         table.add_row(
             d.source_file,
             f"[{colour}]{d.status.value}[/]",
@@ -120,6 +141,9 @@ def ingest_cmd(
             f"{d.late_events:,}",
         )
     console.print(table)
+    for d in report.missing:
+        err.print(f"[bold yellow]WARNING: missing[/] {d.source} {d.delivery_day}: "
+                  f"{escape(d.reason)}", highlight=False)  # fmt: skip
     for d in report.refused:
         err.print(f"[bold red]refused[/] {d.source_file}: {d.reason}", highlight=False)
     if report.refused:
@@ -209,6 +233,9 @@ def _prefect_quiet() -> None:
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows.server import temporary_server_dies_with_us
+
+    temporary_server_dies_with_us()
 
 
 def _run_backfill(
@@ -319,6 +346,12 @@ def _print_run(result: RunResult, seconds: float, max_rows: int = 60) -> None:
         f"{events:,} events in {seconds:,.1f} s ({events / max(seconds, 1e-9):,.0f} events/s)",
         highlight=False,
     )
+    if result.missing:
+        err.print(
+            f"[bold yellow]WARNING:[/] {len(result.missing)} delivery(ies) missing (no folder "
+            f"in the landing folder): {', '.join(result.missing)}",
+            highlight=False,
+        )
 
 
 StartOpt = Annotated[
@@ -393,7 +426,12 @@ def nightly_cmd(
     landing: LandingOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the nightly flow once, now (what the served schedule runs at 02:30)."""
+    """Run the nightly flow once, now (what the served schedule runs at 02:30).
+
+    Exits 1 when a delivery is refused or a day fails. A missing delivery (no folder for a
+    source) prints a WARNING line and is listed in the summary artifact, but exits 0: the
+    day is scored from what else came in (see docs/operations.md).
+    """
     _prefect_quiet()
     from flows.nightly import nightly
 
@@ -454,7 +492,7 @@ def demo_cmd(
 
     paths = _paths(home, landing, config)
     result = _run_backfill(paths, None, None, workers, None, 0.0)
-    last = max(d.day for d in result.days if not d.failed)
+    last = max(d.day for d in result.days if not d.failed and d.scoring != "no data")
     console.print(f"[bold]Suspects on {last}[/] (top {top} of all organisations)")
     _print_suspects(suspects(paths.settings(), last, top=top, by="org"), By.org)
 
@@ -475,13 +513,25 @@ class By(StrEnum):
 
 @app.command("profile")
 def profile_cmd(
-    day: DayOpt, home: HomeOpt = None, landing: LandingOpt = None, config: ConfigOpt = None
+    day: DayOpt,
+    wait: WaitOpt = 0.0,
+    home: HomeOpt = None,
+    landing: LandingOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Build every organisation's usage profile (1/7/28-day features) for one day."""
+    """Build every organisation's usage profile (1/7/28-day features) for one day.
+
+    A day with no events in the lake and no delivery committed has nothing to profile.
+    """
     from pipeline.profile import build_profiles
+    from pipeline.warehouse import scorable
 
     settings = _settings(config, home=home, landing=landing)
-    report = build_profiles(settings, _parse_day(day))
+    when = _parse_day(day)
+    if not scorable(settings, when):
+        console.print(f"no events on {when}: nothing to score", highlight=False)
+        return
+    report = build_profiles(settings, when, lock_wait_seconds=wait)
     console.print(
         f"{report.day}: {report.organisations:,} organisations "
         f"({report.active_organisations:,} active), {report.accounts:,} accounts, "
@@ -491,14 +541,24 @@ def profile_cmd(
 
 @app.command("detect")
 def detect_cmd(
-    day: DayOpt, home: HomeOpt = None, landing: LandingOpt = None, config: ConfigOpt = None
+    day: DayOpt,
+    wait: WaitOpt = 0.0,
+    home: HomeOpt = None,
+    landing: LandingOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Score every organisation and account of a profiled day; store scores and reasons."""
-    from pipeline.rank import NotProfiledError, detect
+    """Score every organisation and account of a profiled day; store scores and reasons.
+
+    A day with no events in the lake and no delivery committed gets no ranked list.
+    """
+    from pipeline.rank import NoEventsError, NotProfiledError, detect
 
     settings = _settings(config, home=home, landing=landing)
     try:
-        report = detect(settings, _parse_day(day))
+        report = detect(settings, _parse_day(day), lock_wait_seconds=wait)
+    except NoEventsError as e:
+        console.print(str(e), highlight=False)
+        return
     except NotProfiledError as e:
         _fail(str(e))
         return

@@ -11,8 +11,8 @@ from prefect.states import State
 
 from flows import tasks
 from flows.artifacts import publish
-from flows.backfill import finish
-from flows.work import SOURCES, process_days
+from flows.backfill import finish, missing_lines
+from flows.work import process_days
 from pipeline.lake import run_lock
 from schemas.flows import JobPaths, RunResult
 
@@ -33,21 +33,19 @@ def nightly(
     """Load reference data, ingest ``run_date``'s deliveries (default: yesterday in the
     configured time zone), re-score days touched by late events, detect, rank, publish.
 
-    Ends Failed, naming the file and reason, when a delivery is refused.
+    Ends Failed, naming the file and reason, when a delivery is refused. A delivery whose
+    folder is absent is *missing*: recorded in the ledger, logged as a warning, listed in
+    the summary artifact and the final message; the run still scores the day from what
+    else came in and ends Completed (see docs/operations.md, "A missing delivery").
     """
     paths = JobPaths.resolved(home, landing, config)
     s = paths.settings()
     day = run_date or yesterday(s.timezone)
-    missing = [
-        f"no {source} delivery folder {s.landing / source / day.isoformat()}"
-        for source in SOURCES
-        if not (s.landing / source / day.isoformat()).is_dir()
-    ]
     with run_lock(s.home, lock_wait_seconds, purpose=f"nightly {day}"):
         result: RunResult = process_days(
             paths, day, day, score_from=day - timedelta(days=s.rescore_max_days)
         )
         result.flow = "nightly"
         html = tasks.report(paths, day, top)
-        publish(paths, day, result, missing, top, report=html)
+        publish(paths, day, result, missing_lines(s.landing, result), top, report=html)
     return finish(result)

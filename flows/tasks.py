@@ -9,6 +9,7 @@ home (``<home>/prefect-results``), where every worker of a cluster can read them
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import date
 from pathlib import Path
@@ -21,13 +22,14 @@ from pipeline.ingest import (
     CommittedDelivery,
     StagedDelivery,
     commit_delivery,
+    new_run_id,
     prepare_delivery,
     recover_home,
     stage_delivery,
 )
 from pipeline.lake import home_lock
 from pipeline.profile import build_profiles
-from pipeline.rank import NotProfiledError, detect
+from pipeline.rank import NoEventsError, NotProfiledError, detect
 from pipeline.reference import load_reference
 from pipeline.report import write_report
 from pipeline.summary import day_summary
@@ -38,6 +40,7 @@ from pipeline.version import (
     reference_fingerprint,
     staged_fingerprint,
 )
+from pipeline.warehouse import connect, day_has_data, record_missing
 from schemas.flows import DaySummary, JobPaths
 from schemas.ingest import DeliveryReport
 
@@ -78,6 +81,17 @@ def recover(paths: JobPaths) -> list[str]:
     s = paths.settings()
     with home_lock(s.home, s.step_lock_wait_seconds, purpose="recover"):
         return recover_home(s)
+
+
+@task(name="record-missing", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_SECONDS)
+def missing(paths: JobPaths, sources: tuple[str, ...], days: list[date]) -> list[DeliveryReport]:
+    """Record in the ledger every delivery of ``days`` whose folder is absent (see
+    :func:`pipeline.warehouse.record_missing`); return them. A missing delivery is not a
+    failure: the day is still scored from what else came in."""
+    s = paths.settings()
+    run_id = new_run_id()
+    with home_lock(s.home, s.step_lock_wait_seconds, purpose="record missing deliveries"):
+        return [r for source in sources for r in record_missing(s, source, days, run_id)]
 
 
 @task(
@@ -135,8 +149,19 @@ def commit(paths: JobPaths, source: str, day: date, staged: StagedDelivery) -> C
     persist_result=True,
 )
 def score_day(paths: JobPaths, day: date) -> DaySummary:
-    """Profile and detect one day (its 28-day windows need the days before it)."""
+    """Profile and detect one day (its 28-day windows need the days before it).
+
+    A day with no events in the lake and no delivery committed for it is not scored
+    (``scored`` False; see :func:`pipeline.warehouse.day_has_data`).
+    """
     s = paths.settings()
+    with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"check {day}"), connect(s) as con:
+        has_data = day_has_data(con, s.home, day)
+    if not has_data:
+        # detect clears any list a day with no data was given before, then says so
+        with contextlib.suppress(NoEventsError):
+            detect(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
+        return DaySummary(day=day, scored=False)
     build_profiles(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
     detect(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
     # Under the lock: a commit in another thread of this process may be writing the

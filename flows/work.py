@@ -25,6 +25,7 @@ from pipeline.ingest import (
 from pipeline.lake import home_lock
 from pipeline.version import code_version
 from schemas.flows import DayOutcome, DayState, JobPaths, RunResult
+from schemas.ingest import DeliveryReport
 from schemas.settings import Settings
 
 SOURCES = ("lrs", "npd")
@@ -92,19 +93,32 @@ class _Work:
     all), committing and scoring (one at a time each)."""
 
     def __init__(
-        self, paths: JobPaths, start: date, end: date, score_from: date, stage_slots: int | None
+        self,
+        paths: JobPaths,
+        start: date,
+        end: date,
+        score_from: date,
+        stage_slots: int | None,
+        missing: list[DeliveryReport] | None = None,
     ) -> None:
         self.paths, self.start = paths, start
         s = paths.settings()
         self.log = get_run_logger()
         self.outcomes = {d: DayOutcome(day=d) for d in days_between(start, end)}
+        for r in missing or []:
+            outcome = self.outcomes[r.delivery_day]
+            outcome.missing.append(r.source)
+            outcome.reason += f"{r.source} delivery missing (no folder {r.source_file}); "
+            self.log.warning("%s delivery %s is missing: %s", r.source, r.delivery_day, r.reason)
         pending = sorted(_pending(s, start, end), key=lambda p: (p[1], p[0]))
         self.to_stage = list(pending)
         self.plan = Schedule(start, end, score_from, s.late_delivery_days)
         self.plan.unfinished = {(source, day) for source, day, _ in pending}
         self.deliveries = len(pending)
         for day, outcome in self.outcomes.items():
-            if all(d != day for _, d in self.plan.unfinished):
+            if outcome.missing:
+                outcome.ingest = DayState.missing  # a failure of the other source overrides
+            elif all(d != day for _, d in self.plan.unfinished):
                 outcome.ingest = DayState.cached
         self.stage_slots = stage_slots
         self.staged: dict[Delivery, StagedDelivery] = {}
@@ -202,6 +216,10 @@ class _Work:
             outcome.scoring = DayState.failed
             outcome.reason += f"scoring failed: {error}"
             self.log.error("scoring %s failed: %s", day, error)
+        elif not summary.scored:
+            outcome.summary = summary
+            outcome.scoring = DayState.no_data
+            outcome.reason += f"no events on {day}: nothing to score; "
         else:
             outcome.summary = summary
             cached = fut.state.name == "Cached"
@@ -241,6 +259,7 @@ def process_days(
     result = RunResult(flow="process-days", start=start, end=end, code_version=code_version())
     tasks.recover(paths)
     tasks.reference.with_options(result_storage=tasks.results_dir(paths))(paths)
-    result.days = _Work(paths, start, end, score_from, stage_slots).run()
+    missing = tasks.missing(paths, SOURCES, days_between(start, end))
+    result.days = _Work(paths, start, end, score_from, stage_slots, missing).run()
     result.seconds = round(time.perf_counter() - began, 3)
     return result

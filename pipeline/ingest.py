@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -49,7 +49,7 @@ from pipeline.readers import (
     read_delivery,
 )
 from pipeline.validate import ERROR_FIELD, ERROR_REASON, masked_raw, validate
-from pipeline.warehouse import committed_runs, connect
+from pipeline.warehouse import committed_runs, connect, record_missing
 from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
 from schemas.frames import _base_type, polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
@@ -708,10 +708,15 @@ def _commit(
 def ingest_day(
     settings: Settings, source: str, day: date, run_id: str | None = None
 ) -> list[DeliveryReport]:
-    """Ingest every not-yet-ingested file of one delivery day. Hold the writer lock."""
-    staged = stage_delivery(
-        settings, source, day, run_id or new_run_id(), committed_files(settings, source)
-    )
+    """Ingest every not-yet-ingested file of one delivery day. Hold the writer lock.
+
+    A day with no delivery folder is recorded as ``missing`` (not an error: see
+    :func:`pipeline.warehouse.record_missing`).
+    """
+    run_id = run_id or new_run_id()
+    if not (settings.landing / source / day.isoformat()).is_dir():
+        return record_missing(settings, source, [day], run_id)
+    staged = stage_delivery(settings, source, day, run_id, committed_files(settings, source))
     return commit_delivery(settings, staged).reports
 
 
@@ -835,7 +840,9 @@ def ingest(
     progress: Callable[[date, list[DeliveryReport]], None] | None = None,
     lock_wait_seconds: float = 0.0,
 ) -> IngestReport:
-    """Ingest the given delivery days (all days in the landing folder when None)."""
+    """Ingest the given delivery days (when None: every day from the landing folder's first
+    to its last delivery day of any source; a day without this source's folder is recorded
+    as ``missing``, unless the source has no delivery at all)."""
     if source not in SPECS:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SPECS)}")
     run_id = new_run_id()
@@ -850,7 +857,13 @@ def ingest(
         if SPECS[source].needs_key:
             with connect(settings, read_only=True) as con:
                 check_key(con, settings.key_bytes())  # refuse before any work is done
-        for day in days if days is not None else delivery_days(settings.landing, source):
+        if days is None:
+            days = delivery_days(settings.landing, source)
+            if days:
+                found = {d for src in SOURCES for d in delivery_days(settings.landing, src)}
+                first, last = min(found), max(found)
+                days = [first + timedelta(i) for i in range((last - first).days + 1)]
+        for day in days:
             day_reports = ingest_day(settings, source, day, run_id=f"{run_id}-{day:%Y%m%d}")
             report.deliveries.extend(day_reports)
             if progress is not None:

@@ -11,9 +11,15 @@ Layout under the home folder::
     .run.lock                 (run lock: held by a whole job - ingest, nightly, backfill)
 
 A commit writes a journal listing every move, renames the staged files into place, then
-calls the caller's ``finalise`` (the ledger transaction), then deletes the journal. Recovery,
-run before every write, rolls back any journal whose run is not in the ledger. So a process
-killed at any point leaves the home as it was before that run, or with the run complete.
+calls the caller's ``finalise`` (the ledger transaction), then deletes the journal. Recovery
+rolls back any journal whose run is not in the ledger. So a process killed at any point
+leaves the home as it was before that run, or with the run complete.
+
+A journal exists only while the process that wrote it holds the writer lock. So whoever
+takes the writer lock and finds a journal knows its writer is dead, and rolls it back
+there and then (:func:`home_lock`): profile and detect never read files of a commit that
+did not finish. Readers that take no lock call :func:`pipeline.warehouse.connect`
+(read-only), which does the same before it opens the warehouse, or refuses.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -61,6 +68,33 @@ def staging_dir(home: Path, run_id: str) -> Path:
 
 def _journal_dir(home: Path) -> Path:
     return home / "journal"
+
+
+def pending_commits(home: Path) -> list[Path]:
+    """Journals of commits in flight (or left by a process that died mid-commit)."""
+    journal_dir = _journal_dir(home)
+    return sorted(journal_dir.glob("*.json")) if journal_dir.is_dir() else []
+
+
+_held: dict[tuple[str, str], int] = {}
+_held_guard = threading.Lock()
+_rolled_back_at_lock: dict[str, list[str]] = {}
+"""Runs rolled back when this process took a home's writer lock, until a recovery reports
+them (so :func:`recover` returns every run rolled back under the lock it is called in)."""
+
+
+def holds_lock(home: Path, name: str = WRITER_LOCK) -> bool:
+    """Whether a thread of this process holds one of the home's locks."""
+    with _held_guard:
+        return _held.get((str(home.resolve()), name), 0) > 0
+
+
+def _note_held(home: Path, name: str, delta: int) -> None:
+    key = (str(home.resolve()), name)
+    with _held_guard:
+        _held[key] = _held.get(key, 0) + delta
+        if not _held[key]:
+            del _held[key]
 
 
 def fsync_dir(path: Path) -> None:
@@ -107,12 +141,17 @@ def commit_files(
     shutil.rmtree(staging_dir(home, run_id), ignore_errors=True)
 
 
-def recover(home: Path, is_committed: Callable[[str], bool]) -> list[str]:
+def recover(
+    home: Path, is_committed: Callable[[str], bool], clear_staging: bool = True
+) -> list[str]:
     """Roll back every commit in flight whose run is not recorded; clear stale staging.
 
-    Call with the writer lock held. Returns the run ids that were rolled back.
+    Call with the writer lock held. Returns the run ids that were rolled back. Staging is
+    left alone with ``clear_staging=False``: a job holding the run lock stages without the
+    writer lock, so only the job's own recovery (under the run lock) may clear it.
     """
-    rolled_back: list[str] = []
+    with _held_guard:
+        rolled_back: list[str] = _rolled_back_at_lock.pop(str(home.resolve()), [])
     journal_dir = _journal_dir(home)
     if journal_dir.is_dir():
         for stale in journal_dir.glob("*.json.tmp"):
@@ -126,7 +165,7 @@ def recover(home: Path, is_committed: Callable[[str], bool]) -> list[str]:
                 rolled_back.append(run_id)
             journal.unlink()
     staging = home / "staging"
-    if staging.is_dir():
+    if clear_staging and staging.is_dir():
         shutil.rmtree(staging, ignore_errors=True)
     return rolled_back
 
@@ -166,9 +205,26 @@ def home_lock(
         os.ftruncate(fd, 0)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         os.write(fd, f"pid {os.getpid()} ({purpose}, since {stamp})".encode())
-        yield
+        _note_held(home, name, +1)
+        try:
+            if name == WRITER_LOCK and pending_commits(home):
+                _roll_back_dead_commits(home)
+            yield
+        finally:
+            _note_held(home, name, -1)
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _roll_back_dead_commits(home: Path) -> list[str]:
+    """Called with the writer lock just taken: every journal left is a dead writer's."""
+    from pipeline.warehouse import committed_run_ids  # the ledger says which runs finished
+
+    done = committed_run_ids(home)
+    rolled_back = recover(home, lambda run_id: run_id in done, clear_staging=False)
+    with _held_guard:
+        _rolled_back_at_lock[str(home.resolve())] = rolled_back
+    return rolled_back
 
 
 def run_lock(

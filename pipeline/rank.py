@@ -62,7 +62,7 @@ from pipeline.triage import (
     standing,
     untriaged_status,
 )
-from pipeline.warehouse import connect
+from pipeline.warehouse import connect, day_has_data
 from schemas.detection import (
     AccountShare,
     DetectionConfig,
@@ -88,6 +88,10 @@ TIMELINE_DAYS = 28
 
 class NotProfiledError(LookupError):
     """The day has no features (run ``build_profiles`` first) or no detection results."""
+
+
+class NoEventsError(NotProfiledError):
+    """The day has no events in the lake and no delivery committed: nothing to score."""
 
 
 # --- Scoring ------------------------------------------------------------------------------
@@ -520,6 +524,14 @@ def detect(
     cfg = config or load_config()
     started = time.perf_counter()
     with home_lock(settings.home, lock_wait_seconds, purpose="detect"), connect(settings) as con:
+        if not day_has_data(con, settings.home, day):
+            # No ranked list (and so no first_flagged) for a day nothing was observed on;
+            # a list stored for it before (a future day, an outage) is removed.
+            con.execute("BEGIN TRANSACTION")
+            for table in OUTPUT_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE day = $d", {"d": day})
+            con.execute("COMMIT")
+            raise NoEventsError(f"no events on {day}: nothing to score")
         org_f = read_features(con, day, "org")
         if org_f.is_empty():
             raise NotProfiledError(f"no features for {day}: run the profile step first")

@@ -14,6 +14,7 @@ from pipeline.ingest import delivery_days, ingest
 from pipeline.profile import build_profiles
 from pipeline.rank import detect
 from pipeline.reference import load_reference
+from pipeline.warehouse import scorable
 from schemas.ingest import IngestReport
 from schemas.settings import Settings
 
@@ -44,10 +45,12 @@ def ingest_everything(settings: Settings) -> list[IngestReport]:
 
 
 def score_days(settings: Settings, days: list[date], progress: DayProgress | None = None) -> None:
-    """Profile and detect each day, oldest first."""
+    """Profile and detect each day, oldest first; a day with no data is not scored (see
+    :func:`pipeline.warehouse.day_has_data`)."""
     for i, day in enumerate(sorted(days), start=1):
-        build_profiles(settings, day)
-        detect(settings, day)
+        if scorable(settings, day):
+            build_profiles(settings, day)
+            detect(settings, day)
         if progress is not None:
             progress(day, i, len(days))
 

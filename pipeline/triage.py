@@ -169,6 +169,7 @@ def _read_context(
     None when there is no warehouse yet or a writer holds it beyond ``wait_seconds``.
     Raises ``KeyError`` for an unknown org and ``LookupError`` for a day with no results.
     """
+    from pipeline.lake import HomeBusy
     from pipeline.warehouse import connect
 
     if not settings.warehouse.exists():
@@ -176,8 +177,11 @@ def _read_context(
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            with connect(settings, read_only=True) as con:
+            # connect() retries a lock conflict itself, within the wait given here
+            with connect(settings, read_only=True, wait_seconds=wait_seconds) as con:
                 return _context_from(con, org_id, day)
+        except HomeBusy:
+            return None
         except duckdb.IOException as e:
             if not _is_lock_conflict(e):
                 raise

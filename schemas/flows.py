@@ -57,12 +57,19 @@ class DaySummary(BaseModel):
     rules_fired: dict[str, int] = Field(default_factory=dict, description="rule id -> orgs")
     top_org: str = ""
     top_score: float | None = None
+    scored: bool = Field(
+        default=True,
+        description="False: no events of the day in the lake and no delivery committed for "
+        "it, so nothing was scored (no ranked list)",
+    )
 
 
 class DayState(StrEnum):
     done = "done"
     cached = "cached"  # finished by an earlier run with the same inputs and code
     failed = "failed"
+    missing = "missing"  # ingest: a source's delivery folder is absent (not a failure)
+    no_data = "no data"  # scoring: no events and no delivery for the day, nothing to score
 
 
 class DayOutcome(BaseModel):
@@ -73,6 +80,9 @@ class DayOutcome(BaseModel):
     scoring: DayState | None = None
     reason: str = ""
     summary: DaySummary | None = None
+    missing: list[str] = Field(
+        default_factory=list, description="Sources with no delivery folder for the day"
+    )
 
     @property
     def failed(self) -> bool:
@@ -92,3 +102,8 @@ class RunResult(BaseModel):
     @property
     def failed(self) -> list[DayOutcome]:
         return [d for d in self.days if d.failed]
+
+    @property
+    def missing(self) -> list[str]:
+        """``<source> <day>`` of every delivery that did not arrive, oldest first."""
+        return [f"{source} {d.day}" for d in self.days for source in d.missing]

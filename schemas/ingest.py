@@ -12,6 +12,9 @@ class DeliveryStatus(StrEnum):
     committed = "committed"
     skipped = "skipped"  # already ingested with the same content
     refused = "refused"  # too many bad rows, a missing column, unreadable file
+    # No delivery folder for the source and day (and nothing committed for it): the feed
+    # did not arrive. Not a quiet day - that is a committed delivery of 0 rows.
+    missing = "missing"
 
 
 class QuarantineRecord(BaseModel):
@@ -50,8 +53,9 @@ class DeliveryReport(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def reconciles(self) -> bool:
-        """rows read = rows written + duplicates + quarantined (refused files write nothing)."""
-        if self.status is DeliveryStatus.refused:
+        """rows read = rows written + duplicates + quarantined (refused files write nothing,
+        a missing delivery has no rows at all)."""
+        if self.status in (DeliveryStatus.refused, DeliveryStatus.missing):
             return self.rows_written == 0
         return self.rows_read == self.rows_written + self.duplicates + self.quarantined
 
@@ -67,6 +71,11 @@ class IngestReport(BaseModel):
     @property
     def refused(self) -> list[DeliveryReport]:
         return [d for d in self.deliveries if d.status is DeliveryStatus.refused]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def missing(self) -> list[DeliveryReport]:
+        return [d for d in self.deliveries if d.status is DeliveryStatus.missing]
 
     def total(self, field: str) -> int:
         return sum(int(getattr(d, field)) for d in self.deliveries)

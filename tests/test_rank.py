@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,11 +15,13 @@ import polars as pl
 import pytest
 
 from detectors.rules import load_config
-from pipeline.ingest import ingest
+from pipeline.ingest import ingest, ledger_frame
 from pipeline.profile import build_profiles
-from pipeline.rank import NotProfiledError, detect, explain, suspects
+from pipeline.rank import NoEventsError, NotProfiledError, detect, explain, suspects
 from pipeline.reference import load_reference
+from pipeline.warehouse import connect
 from schemas.detection import Condition
+from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.settings import Settings, load_settings
 from tests.conftest import SAMPLE, TEST_KEY
 from tests.test_profile import DAY1, DAY2, world
@@ -54,6 +56,22 @@ def test_an_empty_day_a_new_org_and_few_peers_give_scores_without_nan(
 ) -> None:
     world(settings)
     empty_day = date(2026, 10, 30)  # nothing in the lake within 34 days
+    # A day with no data at all is not scored: no ranked list, no first_flagged.
+    with pytest.raises(NoEventsError, match="no events on 2026-10-30: nothing to score"):
+        detect(settings, empty_day)
+    with pytest.raises(NotProfiledError):
+        suspects(settings, empty_day, top=10)
+    # A quiet day (a committed delivery of 0 rows) is data: every org scores on zeros.
+    quiet = DeliveryReport(
+        run_id="quiet", source="npd", delivery_day=empty_day, source_file="npd/quiet.csv",
+        file_sha256="0", status=DeliveryStatus.committed, rows_read=0, rows_written=0,
+        duplicates=0, quarantined=0, late_events=0,
+        started_at=datetime(2026, 10, 31, tzinfo=UTC),
+        finished_at=datetime(2026, 10, 31, tzinfo=UTC),
+    )  # fmt: skip
+    with connect(settings) as con:
+        con.register("quiet", ledger_frame([quiet]))
+        con.execute("INSERT INTO ingest_ledger SELECT * FROM quiet")
     build_profiles(settings, empty_day)
     report = detect(settings, empty_day)
     assert report.scored_by_models == 0  # too few active rows: rules only
