@@ -17,6 +17,7 @@ with empty optional fields.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import duckdb
@@ -28,8 +29,10 @@ from pipeline.lake import lake_glob
 from pipeline.profile import build_profiles
 from pipeline.rank import detect, explain, suspects
 from pipeline.reference import BadReferenceRows, load_reference, reference_problems
-from schemas.settings import Settings
-from tests.conftest import LRS_COLUMNS, NPD_COLUMNS, lrs_row, npd_row, write_csv
+from pipeline.report import collect, render
+from schemas.reference import ReferenceProblem
+from schemas.settings import Settings, load_settings
+from tests.conftest import LRS_COLUMNS, NPD_COLUMNS, TEST_KEY, lrs_row, npd_row, write_csv
 from tests.test_reference import agreement, org, write_reference
 
 DAY1 = date(2026, 8, 10)
@@ -108,8 +111,11 @@ def real_feed_world(s: Settings) -> None:
     ingest(s, "npd")
 
 
-@pytest.fixture
-def scored(settings: Settings) -> Settings:
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The world profiled and scored on both days, once for the module (tests only read)."""
+    root = tmp_path_factory.mktemp("real-feed")
+    settings = load_settings(home=root / "home", landing=root / "landing", pseudonym_key=TEST_KEY)
     real_feed_world(settings)
     for day in (DAY1, DAY2):
         build_profiles(settings, day)
@@ -220,3 +226,25 @@ def test_a_bad_reference_row_refuses_the_load_unless_bad_rows_are_allowed(
         ("agreements", "R0043"),
     ]
     assert listed[0].describe().startswith("reference/organisations.csv line 29 (org ORG00400)")
+
+
+def test_the_report_shows_unregistered_orgs_and_quarantined_register_rows(
+    scored: Settings,
+) -> None:
+    data = collect(scored, DAY2, top=5)
+    assert [u.org_id for u in data.unregistered] == [f"UKPRN:{UNKNOWN_UKPRN}", UNKNOWN_NPD]
+    lrs = data.unregistered[0]
+    assert (lrs.lrs_calls_7d, lrs.npd_queries_7d, lrs.accounts_7d) == (10, 0, 1)
+    assert lrs.first_seen == DAY1 and lrs.rank is not None and lrs.rank <= 3
+    card = next(c for c in data.cards if c.suspect.org_id == lrs.org_id)
+    assert card.status == "not in the register"
+    assert data.reference_problems == []
+    html = render(data)
+    assert "Organisations not in the register" in html
+    assert f"UKPRN {UNKNOWN_UKPRN} (not in the register)" in html
+    problem = ReferenceProblem(
+        table="organisations", source_file="reference/organisations.csv", line=7,
+        field="name", reason="name is missing", key="ORG00007", org_id="ORG00007",
+    )  # fmt: skip
+    html = render(replace(data, reference_problems=[problem]))
+    assert "reference/organisations.csv line 7 (org ORG00007): name is missing" in html
