@@ -86,8 +86,13 @@ def real_feed_world(s: Settings) -> None:
             for k in range(4)
         ]  # fmt: skip
         rows += [
+            # every optional event field empty on one call (user agent included)
             lrs_row(f"x{day:%d}-{k}", ukprn="10000300", user_name="x.user",
                     occurred_at=f"{day}T11:0{k}:00Z", postcode="SW1A 1AA")
+            if k else
+            lrs_row(f"x{day:%d}-{k}", ukprn="10000300", user_name="x.user",
+                    occurred_at=f"{day}T11:0{k}:00Z", uln="", dob="", postcode="",
+                    batch_size="", user_agent="")
             for k in range(3)
         ]  # fmt: skip
         rows += [
@@ -195,7 +200,9 @@ def test_optional_register_fields_may_be_empty(scored: Settings) -> None:
     assert research["size_band"] is None and research["org_age_days"] is None
     # no size band: peers are the org type (a fe_college of unknown size: the colleges)
     assert unsized["size_band"] is None and unsized["peer_group"] == "fe_college"
+    # an empty user agent is kept (and, per script_agent_pattern, counts as a script)
     assert unsized["out_region_share_7d"] is None and unsized["calls_7d"] == 6
+    assert unsized["script_share_7d"] == pytest.approx(2 / 6)
     assert f["ORG00001"]["out_region_share_7d"] == 0.0  # a known region still counts
     assert not [s for s in suspects(scored, DAY2, top=50) if s.org_id == "ORG00200"
                 and "ENT-02" in s.rules]  # fmt: skip

@@ -26,7 +26,10 @@ WITH raw AS (
 ),
 agents AS (
     -- the pattern is matched once per distinct agent, not once per call
-    SELECT user_agent, coalesce(regexp_matches(user_agent, $script_pattern), false) AS is_script
+    -- (an empty user agent is stored as NULL: it is matched as '' and its calls are kept)
+    SELECT
+        user_agent,
+        coalesce(regexp_matches(coalesce(user_agent, ''), $script_pattern), false) AS is_script
     FROM (SELECT DISTINCT user_agent FROM raw)
 )
 SELECT
@@ -70,5 +73,5 @@ SELECT
     ) AS is_inactive
 FROM raw AS e
 LEFT JOIN organisations AS o ON o.ukprn = e.ukprn
-JOIN agents AS a ON a.user_agent = e.user_agent
+JOIN agents AS a ON a.user_agent IS NOT DISTINCT FROM e.user_agent
 LEFT JOIN area_region AS ar ON ar.area = e.postcode_area;
