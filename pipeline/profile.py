@@ -19,7 +19,7 @@ How a day is profiled (``build_profiles(settings, day)``):
 4. The day's rows of ``features`` and ``account_features`` are replaced in one transaction.
 
 Organisations not in the register: LRS events whose UKPRN matches no registered org are
-kept under the synthetic org id ``UKPRN:<ukprn>`` and NPD queries keep their own
+kept under the synthetic org id ``UKPRN-<ukprn>`` and NPD queries keep their own
 ``org_id``; each such org seen in the 28-day window gets a feature row with org_type
 ``unknown``, ``unregistered`` = 1 and ``unregistered_events_*`` (its calls and queries), which
 rule REG-01 reads (``profile_org_register.sql``). They never form or shape a peer group:
@@ -396,7 +396,7 @@ _BASE_ORG: list[Feature] = [
     _point("inactive_status", Kind.flag, "1 when the org is suspended, revoked or closed",
            "context for calls_while_inactive", "is suspended, revoked or closed"),
     _point("unregistered", Kind.flag,
-           "1 when the org is not in the register: an LRS UKPRN (org id `UKPRN:<ukprn>`) "
+           "1 when the org is not in the register: an LRS UKPRN (org id `UKPRN-<ukprn>`) "
            "or an NPD org_id that organisations.csv does not hold (org_type `unknown`)",
            "events from an organisation the register does not know (rule REG-01)",
            "is not in the register"),
@@ -652,7 +652,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 UNREGISTERED_TABLE = "unregistered_orgs"
 """Warehouse table of every organisation not in the register that was ever profiled: org_id
-(``UKPRN:<ukprn>`` for an LRS caller), ukprn, name (e.g. ``UKPRN 10009999 (not in the
+(``UKPRN-<ukprn>`` for an LRS caller), ukprn, name (e.g. ``UKPRN 10009999 (not in the
 register)``), first_seen and last_seen (days with a call or query). Kept when the register
 later names the org, so the past stays readable; ``org_type`` is always ``unknown``."""
 
@@ -1105,7 +1105,7 @@ def build_profiles(
 
     Every organisation in ``organisations`` gets a row, active or not, and so does every
     organisation not in the register that made a call or query in the 28-day window
-    (``unregistered`` = 1, org_type ``unknown``, id ``UKPRN:<ukprn>`` for an LRS caller).
+    (``unregistered`` = 1, org_type ``unknown``, id ``UKPRN-<ukprn>`` for an LRS caller).
     Re-running a day replaces its rows in one transaction. Daily summaries of the 34 days before are
     reused when current and rebuilt from the lake otherwise (see the module docstring).
     """

@@ -17,7 +17,7 @@ Behaviour at the edges (tested):
   fitted, every score comes from rules alone; nothing fails;
 - a brand-new org has NULL history changes (no baseline) and is compared with peers only;
 - an org type with few active orgs is compared with its type, then with all orgs;
-- an organisation not in the register (``UKPRN:<ukprn>`` or an unknown NPD org_id, org_type
+- an organisation not in the register (``UKPRN-<ukprn>`` or an unknown NPD org_id, org_type
   ``unknown``) is scored like any other (compared with all orgs), fires the hard-fact rule
   REG-01, and is listed with the name ``UKPRN <ukprn> (not in the register)``;
 - scores, values and peer values are never NaN in the outputs (NULL when unknown).
@@ -405,7 +405,7 @@ def _attach_evidence(
         npd_wanted = {h.org_id for h in hits if by_id[h.rule_id].evidence.value == "npd"}
         prof = cfg.profile
         if lrs_wanted:
-            # unregistered LRS callers (org id UKPRN:<ukprn>) keep their UKPRN too
+            # unregistered LRS callers (org id UKPRN-<ukprn>) keep their UKPRN too
             ukprns = {o: u for o, (_, _, u) in org_directory(con).items() if u}
             wanted = pl.DataFrame(
                 [
@@ -900,7 +900,7 @@ def explain(
     has in ``day``'s list (as :func:`suspects` gives it; ``legitimate`` when suppressed,
     None when unranked without a verdict in force).
 
-    An organisation not in the register that profiling has seen (``UKPRN:<ukprn>`` or its
+    An organisation not in the register that profiling has seen (``UKPRN-<ukprn>`` or its
     NPD org_id) is explained like any other, named ``UKPRN <ukprn> (not in the register)``
     with org_type ``unknown``.
 

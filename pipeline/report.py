@@ -468,7 +468,7 @@ def _warehouse_facts(
 
 def unregistered_orgs(settings: Settings, day: date) -> list[UnregisteredOrg]:
     """Organisations not in the register with a call or query in the 7 days to ``day``
-    (profiled as ``UKPRN:<ukprn>`` or under their NPD org_id), most active first; empty
+    (profiled as ``UKPRN-<ukprn>`` or under their NPD org_id), most active first; empty
     when the day has no features."""
     with connect(settings, read_only=True) as con:
         have = {

@@ -228,12 +228,12 @@ class RealFeedQuirks(_Params):
 
     - a source with no rows on a day is delivered as a header-only CSV file, never as a
       missing folder, and NPD has no queries at weekends (quiet days);
-    - NPD-only organisations (no UKPRN: research, government, commercial) have an empty
+    - NPD-only organisations (no UKPRN- research, government, commercial) have an empty
       ``expected_learners``; a share of the other uninvolved orgs have an empty region,
       postcode area and registration date;
     - some organisations make calls but are left out of ``organisations.csv`` (LRS callers
       and NPD requesters the register does not hold); ``truth/labels.csv`` lists them as
-      ``unregistered_caller`` under the id the pipeline gives them (``UKPRN:<ukprn>`` for an
+      ``unregistered_caller`` under the id the pipeline gives them (``UKPRN-<ukprn>`` for an
       LRS caller, the NPD org_id otherwise);
     - the reference files have a shuffled column order and an extra unknown column.
     Event files already have shuffled column orders and extra columns (``DeliveryParams``).

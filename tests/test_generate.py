@@ -431,8 +431,8 @@ def test_real_feed_has_labelled_callers_missing_from_the_register(
     labels = pl.read_csv(out / "truth" / "labels.csv", infer_schema=False)
     unregistered = labels.filter(pl.col("scenario") == "unregistered_caller")["org_id"].to_list()
     assert unregistered == summary.unregistered and len(unregistered) == 3
-    lrs_ids = [u.removeprefix("UKPRN:") for u in unregistered if u.startswith("UKPRN:")]
-    npd_ids = [u for u in unregistered if not u.startswith("UKPRN:")]
+    lrs_ids = [u.removeprefix("UKPRN-") for u in unregistered if u.startswith("UKPRN-")]
+    npd_ids = [u for u in unregistered if not u.startswith("UKPRN-")]
     assert len(lrs_ids) == 2 and len(npd_ids) == 1
     assert not set(lrs_ids) & set(orgs["ukprn"].drop_nulls())
     assert not set(npd_ids) & set(orgs["org_id"])

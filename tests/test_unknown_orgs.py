@@ -2,7 +2,7 @@
 with empty optional fields.
 
 - LRS calls whose UKPRN and NPD queries whose org_id the register does not hold are kept in
-  the lake, profiled as ``UKPRN:<ukprn>`` / their own org_id (org_type ``unknown``), fire the
+  the lake, profiled as ``UKPRN-<ukprn>`` / their own org_id (org_type ``unknown``), fire the
   hard-fact rule REG-01, rank at the top like ENT-01, and ``suspects`` and ``explain`` name
   them (regression: they were dropped by the profile's join to the register, so an NPD
   over-reach by an org missing from the register was never ranked and ``explain`` said
@@ -17,6 +17,7 @@ with empty optional fields.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import date
 
@@ -30,6 +31,7 @@ from pipeline.profile import build_profiles
 from pipeline.rank import detect, explain, suspects
 from pipeline.reference import BadReferenceRows, load_reference, reference_problems
 from pipeline.report import collect, render
+from pipeline.triage import record
 from schemas.reference import ReferenceProblem
 from schemas.settings import Settings, load_settings
 from tests.conftest import LRS_COLUMNS, NPD_COLUMNS, TEST_KEY, lrs_row, npd_row, write_csv
@@ -146,7 +148,7 @@ def test_unregistered_orgs_are_profiled_counted_and_compared_with_all_orgs(
     scored: Settings,
 ) -> None:
     f = _features(scored, DAY2)
-    lrs, npd = f[f"UKPRN:{UNKNOWN_UKPRN}"], f[UNKNOWN_NPD]
+    lrs, npd = f[f"UKPRN-{UNKNOWN_UKPRN}"], f[UNKNOWN_NPD]
     for row in (lrs, npd):
         assert row["org_type"] == "unknown" and row["unregistered"] == 1
         assert row["size_band"] is None and row["peer_group"] == "all organisations"
@@ -155,10 +157,10 @@ def test_unregistered_orgs_are_profiled_counted_and_compared_with_all_orgs(
     assert (npd["npd_queries_7d"], npd["unregistered_events_7d"]) == (2, 2)
     assert f["ORG00001"]["unregistered"] == 0 and f["ORG00001"]["unregistered_events_7d"] == 0
     accounts = _features(scored, DAY2, "account_features")
-    assert accounts[f"UKPRN:{UNKNOWN_UKPRN}"]["org_type"] == "unknown"
+    assert accounts[f"UKPRN-{UNKNOWN_UKPRN}"]["org_type"] == "unknown"
     with duckdb.connect(str(scored.warehouse), read_only=True) as con:
         seen = con.sql("SELECT * FROM unregistered_orgs ORDER BY org_id").pl()
-    assert seen["org_id"].to_list() == [UNKNOWN_NPD, f"UKPRN:{UNKNOWN_UKPRN}"]
+    assert seen["org_id"].to_list() == [UNKNOWN_NPD, f"UKPRN-{UNKNOWN_UKPRN}"]
     assert seen["first_seen"].to_list() == [DAY1, DAY1]
     assert seen["last_seen"].to_list() == [DAY2, DAY2]
 
@@ -166,7 +168,7 @@ def test_unregistered_orgs_are_profiled_counted_and_compared_with_all_orgs(
 def test_unregistered_orgs_fire_reg01_and_rank_at_the_top_like_ent01(scored: Settings) -> None:
     ranked = suspects(scored, DAY2, top=10)
     by = {s.org_id: s for s in ranked}
-    lrs, npd, revoked = by[f"UKPRN:{UNKNOWN_UKPRN}"], by[UNKNOWN_NPD], by["ORG00100"]
+    lrs, npd, revoked = by[f"UKPRN-{UNKNOWN_UKPRN}"], by[UNKNOWN_NPD], by["ORG00100"]
     assert "ENT-01" in revoked.rules and revoked.score >= 90
     assert "REG-01" in lrs.rules and "REG-01" in npd.rules
     assert min(lrs.score, npd.score) >= 90
@@ -179,7 +181,7 @@ def test_unregistered_orgs_fire_reg01_and_rank_at_the_top_like_ent01(scored: Set
 
 
 def test_explain_tells_what_is_known_about_an_unregistered_org(scored: Settings) -> None:
-    e = explain(scored, f"UKPRN:{UNKNOWN_UKPRN}", DAY2)
+    e = explain(scored, f"UKPRN-{UNKNOWN_UKPRN}", DAY2)
     assert e.org_name == f"UKPRN {UNKNOWN_UKPRN} (not in the register)"
     assert e.org_type == "unknown" and e.rank is not None and e.rank <= 3
     hit = next(h for h in e.rule_hits if h.rule_id == "REG-01")
@@ -239,7 +241,7 @@ def test_the_report_shows_unregistered_orgs_and_quarantined_register_rows(
     scored: Settings,
 ) -> None:
     data = collect(scored, DAY2, top=5)
-    assert [u.org_id for u in data.unregistered] == [f"UKPRN:{UNKNOWN_UKPRN}", UNKNOWN_NPD]
+    assert [u.org_id for u in data.unregistered] == [f"UKPRN-{UNKNOWN_UKPRN}", UNKNOWN_NPD]
     lrs = data.unregistered[0]
     assert (lrs.lrs_calls_7d, lrs.npd_queries_7d, lrs.accounts_7d) == (10, 0, 1)
     assert lrs.first_seen == DAY1 and lrs.rank is not None and lrs.rank <= 3
@@ -255,3 +257,21 @@ def test_the_report_shows_unregistered_orgs_and_quarantined_register_rows(
     )  # fmt: skip
     html = render(replace(data, reference_problems=[problem]))
     assert "reference/organisations.csv line 7 (org ORG00007): name is missing" in html
+
+
+def test_an_unregistered_org_can_be_triaged_and_a_misuse_verdict_pins_it(
+    scored: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    s = load_settings(
+        home=tmp_path_factory.mktemp("triaged") / "home", landing=scored.landing,
+        pseudonym_key=TEST_KEY,
+    )  # fmt: skip
+    shutil.copytree(scored.home, s.home, dirs_exist_ok=True)
+    org_id = f"UKPRN-{UNKNOWN_UKPRN}"
+    d = record(s, org_id, "misuse", "reseller using a lapsed UKPRN", "ana", day=DAY2)
+    assert d.org_id == org_id and d.score_at_decision is not None
+    pinned = suspects(s, DAY2, top=1)
+    row = next(x for x in pinned if x.org_id == org_id)
+    assert row.triage_status == "misuse" and row.org_type == "unknown"
+    with pytest.raises(KeyError, match="unknown organisation"):
+        record(s, "UKPRN-10000000", "misuse", "never seen", "ana", day=DAY2)

@@ -57,10 +57,10 @@ def _unregistered(world: World, rng: np.random.Generator, q: RealFeedQuirks) -> 
 
 
 def pipeline_org_id(world: World, org: int) -> str:
-    """The id the pipeline gives an org that is not in the register: ``UKPRN:<ukprn>`` for
+    """The id the pipeline gives an org that is not in the register: ``UKPRN-<ukprn>`` for
     an LRS caller, its NPD org_id otherwise (see ``pipeline/sql/profile_org_register.sql``)."""
     u = world.ukprn[org]
-    return f"UKPRN:{u}" if u else world.org_id[org]
+    return f"UKPRN-{u}" if u else world.org_id[org]
 
 
 def _register_frames(

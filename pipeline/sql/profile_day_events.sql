@@ -2,7 +2,7 @@
 -- derived columns every daily summary needs (read straight from the lake files $files of
 -- the day's partition; only the columns used are read). Also reads `organisations` and the
 -- temp table `area_region` (postcode area -> region). An event whose UKPRN names no
--- registered organisation is kept under the synthetic org id `UKPRN:<ukprn>` (an
+-- registered organisation is kept under the synthetic org id `UKPRN-<ukprn>` (an
 -- unregistered caller, see profile_org_register.sql). A learner is outside the org's
 -- region only when the org's region is known.
 CREATE OR REPLACE TEMP TABLE day_events AS
@@ -33,7 +33,7 @@ agents AS (
     FROM (SELECT DISTINCT user_agent FROM raw)
 )
 SELECT
-    coalesce(o.org_id, 'UKPRN:' || e.ukprn) AS org_id,
+    coalesce(o.org_id, 'UKPRN-' || e.ukprn) AS org_id,
     e.user_name,
     date_trunc('hour', e.occurred_at) AS hour_utc,
     hour(e.local_ts) AS local_hour,
