@@ -402,7 +402,13 @@ def _attach_evidence(
             for h in hits
             if by_id[h.rule_id].evidence.value != "npd"
         }
-        npd_wanted = {h.org_id for h in hits if by_id[h.rule_id].evidence.value == "npd"}
+        npd_wanted = sorted(
+            {
+                (h.org_id, by_id[h.rule_id].evidence.value)
+                for h in hits
+                if by_id[h.rule_id].evidence.value in ("npd", "caller")
+            }
+        )
         prof = cfg.profile
         if lrs_wanted:
             # unregistered LRS callers (org id UKPRN-<ukprn>) keep their UKPRN too
@@ -456,17 +462,22 @@ def _attach_evidence(
         if npd_wanted:
             files = _window_files(settings, "npd", lo, day)
             if files:
-                con.register("wanted_npd", pl.DataFrame({"org_id": sorted(npd_wanted)}))
+                con.register(
+                    "wanted_npd",
+                    pl.DataFrame(npd_wanted, schema=["org_id", "kind"], orient="row"),
+                )
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE evidence_npd AS SELECT * FROM "
                     "read_parquet($files, hive_partitioning = false)",
                     {"files": files},
                 )
                 define_npd_checks(con)
-                for org, eid, at, user, op, pid in con.execute(
+                for org, kind, eid, at, user, op, pid in con.execute(
                     sql("rank_npd_evidence"), {"examples": n}
                 ).fetchall():
-                    examples[(org, "", "npd")].append(
+                    if kind == "caller" and len(examples[(org, "", kind)]) >= n:
+                        continue  # an LRS caller's examples are its calls already
+                    examples[(org, "", kind)].append(
                         ExampleEvent(
                             event_id=eid, occurred_at=at, user_name=user, operation=op,
                             learner_pid=pid,

@@ -138,6 +138,7 @@ class EvidenceKind(StrEnum):
     out_of_hours = "out_of_hours"
     script_agent = "script_agent"
     npd = "npd"
+    caller = "caller"  # any LRS call or NPD query of the org (who it is, not what it broke)
 
 
 class Condition(BaseModel):

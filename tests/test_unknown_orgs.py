@@ -125,8 +125,10 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = load_settings(home=root / "home", landing=root / "landing", pseudonym_key=TEST_KEY)
     real_feed_world(settings)
     for day in (DAY1, DAY2):
-        build_profiles(settings, day)
-        detect(settings, day)
+        profile = build_profiles(settings, day)
+        assert profile.unregistered_organisations == 2
+        # the models are fitted on a day holding orgs of type "unknown" (and do not crash)
+        assert detect(settings, day).scored_by_models > 0
     return settings
 
 
@@ -190,6 +192,8 @@ def test_explain_tells_what_is_known_about_an_unregistered_org(scored: Settings)
     assert [a.user_name for a in e.accounts] == ["ghost"]
     n = explain(scored, UNKNOWN_NPD, DAY2)
     assert n.org_type == "unknown" and {"REG-01", "ENT-02"} <= {h.rule_id for h in n.rule_hits}
+    reg = next(h for h in n.rule_hits if h.rule_id == "REG-01")
+    assert [x.event_id for x in reg.evidence.examples] == ["n11-2", "n10-2"]  # its queries
     with pytest.raises(KeyError, match="unknown organisation"):
         explain(scored, "ORG55555", DAY2)
 
