@@ -27,6 +27,7 @@ EVIDENCE = {
     EvidenceKind.out_of_hours: "calls out of office hours",
     EvidenceKind.script_agent: "calls from scripting tools",
     EvidenceKind.npd: "NPD queries breaching the agreement",
+    EvidenceKind.caller: "any LRS call or NPD query",
 }
 
 

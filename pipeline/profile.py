@@ -14,8 +14,18 @@ How a day is profiled (``build_profiles(settings, day)``):
 3. **Peers and history.** Each key feature gets a robust z-score against its peer group
    (org type x size band; median / MAD; groups under ``min_peers`` active orgs widen to the
    org type, then to all orgs), the peers' median in the feature's own units, and a change
-   against its own baseline (``_hd``).
+   against its own baseline (``_hd``). An org with no ``expected_learners`` has the size
+   band "unknown" (NULL) and is compared with its org type directly.
 4. The day's rows of ``features`` and ``account_features`` are replaced in one transaction.
+
+Organisations not in the register: LRS events whose UKPRN matches no registered org are
+kept under the synthetic org id ``UKPRN-<ukprn>`` and NPD queries keep their own
+``org_id``; each such org seen in the 28-day window gets a feature row with org_type
+``unknown``, ``unregistered`` = 1 and ``unregistered_events_*`` (its calls and queries), which
+rule REG-01 reads (``profile_org_register.sql``). They never form or shape a peer group:
+they are compared with all organisations, as are their accounts. An org whose region is
+unknown has NULL region features (``out_region_share_*``, ``plr_far*``): no evidence, not
+"every learner lives elsewhere".
 
 Distinct learners over windows: storing every learner of every org-day would cost about
 as many rows as events. Instead each org-day keeps its k learners with the smallest key
@@ -367,6 +377,11 @@ _BASE_ORG: list[Feature] = [
     *_family("npd_breaches", W3, Kind.tally,
              "NPD queries breaching the agreement in any of the ways above",
              "NPD access outside an agreement", "{v} NPD queries outside their agreement"),
+    *_family("unregistered_events", W3, Kind.tally,
+             "LRS calls and NPD queries by an organisation that is not in the register "
+             "(0 for every registered org)",
+             "access by a caller the register does not know: no entitlement can be checked",
+             "{v} LRS calls and NPD queries by an organisation not in the register"),
     # register facts
     _point("org_age_days", Kind.value, "days since the org registered",
            "context: new organisations have no history", "registered {v} days ago", -1),
@@ -380,6 +395,11 @@ _BASE_ORG: list[Feature] = [
            "changed its name recently"),
     _point("inactive_status", Kind.flag, "1 when the org is suspended, revoked or closed",
            "context for calls_while_inactive", "is suspended, revoked or closed"),
+    _point("unregistered", Kind.flag,
+           "1 when the org is not in the register: an LRS UKPRN (org id `UKPRN-<ukprn>`) "
+           "or an NPD org_id that organisations.csv does not hold (org_type `unknown`)",
+           "events from an organisation the register does not know (rule REG-01)",
+           "is not in the register"),
     _point("silent_gap", Kind.value,
            "the longest run of days without an LRS call that ended with a call in the last "
            "28 days, counted back at most 34 days (or to registration / the first lake day)",
@@ -628,6 +648,30 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE IF NOT EXISTS profile_sources (day DATE PRIMARY KEY, "
         "fingerprint VARCHAR, lrs_events BIGINT, npd_events BIGINT, built_at TIMESTAMPTZ)"
     )
+
+
+UNREGISTERED_TABLE = "unregistered_orgs"
+"""Warehouse table of every organisation not in the register that was ever profiled: org_id
+(``UKPRN-<ukprn>`` for an LRS caller), ukprn, name (e.g. ``UKPRN 10009999 (not in the
+register)``), first_seen and last_seen (days with a call or query). Kept when the register
+later names the org, so the past stays readable; ``org_type`` is always ``unknown``."""
+
+
+def _record_unregistered(con: duckdb.DuckDBPyConnection) -> int:
+    """Upsert the unregistered orgs of temp ``org_register`` into :data:`UNREGISTERED_TABLE`."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {UNREGISTERED_TABLE} (org_id VARCHAR PRIMARY KEY, "
+        "ukprn VARCHAR, name VARCHAR, first_seen DATE, last_seen DATE)"
+    )
+    con.execute(
+        f"INSERT INTO {UNREGISTERED_TABLE} "
+        "SELECT org_id, ukprn, name, first_seen, last_seen FROM org_register WHERE unregistered "
+        "ON CONFLICT (org_id) DO UPDATE SET "
+        "first_seen = least(first_seen, excluded.first_seen), "
+        "last_seen = greatest(last_seen, excluded.last_seen)"
+    )
+    rows = con.execute("SELECT count(*) FROM org_register WHERE unregistered").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _sync_summary_table(con: duckdb.DuckDBPyConnection, table: str, temp: str) -> bool:
@@ -952,6 +996,7 @@ def compute_org_features(
         "band_edges": list(cfg.size_band_edges),
         "recent_name_days": cfg.recent_name_change_days,
     }
+    _run(con, "profile_org_register", pool)
     _run(con, "profile_org_windows", pool)
     _run(con, "profile_org_facts", pool)
     long = con.sql("SELECT * FROM org_windows").pl()
@@ -960,12 +1005,16 @@ def compute_org_features(
     frame = facts.join(wide, on="org_id", how="left")
     base = [f for f in ORG_FEATURES if f.kind not in (Kind.z, Kind.peer, Kind.delta)]
     frame = _history(frame, [f for f in base if f.history], baseline_days)
+    # Peer groups: org type x size band, widened to the org type (also for an org whose
+    # size is unknown: a NULL band never matches a group), then to all orgs. Unregistered
+    # orgs never form or shape a peer group (they are not in `active`), so their own
+    # groups are empty and they are compared with all organisations.
     frame = peer_relative(
         frame,
         [f for f in base if f.key],
         cfg,
         [["org_type", "size_band"], ["org_type"], []],
-        pl.col("calls_28d") > 0,
+        (pl.col("calls_28d") > 0) & (pl.col("unregistered") == 0),
     )
     edges = cfg.size_band_edges
     frame = frame.with_columns(
@@ -1000,11 +1049,17 @@ def compute_account_features(
     _run(con, "profile_account_windows", {"day": day, "d7": d7})
     long = con.sql("SELECT * FROM account_windows").pl()
     wide = _wide(long, ["org_id", "user_name"], ("1d", "7d"))
-    orgs = con.sql("SELECT org_id, org_type FROM organisations").pl()
+    # temp `org_register` (built by compute_org_features on this connection) also holds
+    # unregistered orgs (org_type 'unknown'); their accounts are compared with all accounts
+    orgs = con.sql("SELECT org_id, org_type, unregistered FROM org_register").pl()
     frame = wide.join(orgs, on="org_id", how="left")
     base = [f for f in ACCOUNT_FEATURES if f.kind not in (Kind.z, Kind.peer, Kind.delta)]
     frame = peer_relative(
-        frame, [f for f in base if f.key], cfg, [["org_type"], []], pl.col("calls_7d") > 0
+        frame,
+        [f for f in base if f.key],
+        cfg,
+        [["org_type"], []],
+        (pl.col("calls_7d") > 0) & ~pl.col("unregistered").fill_null(False),
     )
     frame = frame.with_columns(pl.lit(day).alias("day"))
     return frame.select(
@@ -1048,8 +1103,10 @@ def build_profiles(
 ) -> ProfileReport:
     """Compute ``features`` and ``account_features`` for every organisation on ``day``.
 
-    Every organisation in ``organisations`` gets a row, active or not. Re-running a day
-    replaces its rows in one transaction. Daily summaries of the 34 days before are
+    Every organisation in ``organisations`` gets a row, active or not, and so does every
+    organisation not in the register that made a call or query in the 28-day window
+    (``unregistered`` = 1, org_type ``unknown``, id ``UKPRN-<ukprn>`` for an LRS caller).
+    Re-running a day replaces its rows in one transaction. Daily summaries of the 34 days before are
     reused when current and rebuilt from the lake otherwise (see the module docstring).
     """
 
@@ -1061,6 +1118,7 @@ def build_profiles(
         org = compute_org_features(con, settings, cfg, day)
         acc = compute_account_features(con, cfg, day)
         _replace_day(con, {"features": org, "account_features": acc}, day)
+        _record_unregistered(con)
         rows = con.execute(
             "SELECT coalesce(sum(calls), 0) FROM org_day WHERE day = $d", {"d": day}
         ).fetchall()
@@ -1070,6 +1128,7 @@ def build_profiles(
         day=day,
         organisations=org.height,
         active_organisations=active,
+        unregistered_organisations=org.filter(pl.col("unregistered") > 0).height,
         accounts=acc.height,
         events_today=events,
         summarised_days=built,

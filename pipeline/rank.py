@@ -17,6 +17,9 @@ Behaviour at the edges (tested):
   fitted, every score comes from rules alone; nothing fails;
 - a brand-new org has NULL history changes (no baseline) and is compared with peers only;
 - an org type with few active orgs is compared with its type, then with all orgs;
+- an organisation not in the register (``UKPRN-<ukprn>`` or an unknown NPD org_id, org_type
+  ``unknown``) is scored like any other (compared with all orgs), fires the hard-fact rule
+  REG-01, and is listed with the name ``UKPRN <ukprn> (not in the register)``;
 - scores, values and peer values are never NaN in the outputs (NULL when unknown).
 """
 
@@ -92,6 +95,30 @@ class NotProfiledError(LookupError):
 
 class NoEventsError(NotProfiledError):
     """The day has no events in the lake and no delivery committed: nothing to score."""
+
+
+def org_directory(
+    con: duckdb.DuckDBPyConnection, org_ids: Sequence[str] | None = None
+) -> dict[str, tuple[str, str, str | None]]:
+    """org_id -> (name, org_type, ukprn) for the register and for every organisation not in
+    it that profiling has seen (``unregistered_orgs``: name ``UKPRN 10009999 (not in the
+    register)``, org_type ``unknown``). The register wins when it names the org too."""
+    have = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = 'unregistered_orgs' "
+        "AND database_name <> 'temp'"
+    ).fetchall()
+    query = "SELECT org_id, name, org_type, ukprn FROM organisations"
+    if have:
+        query += (
+            " UNION ALL SELECT org_id, name, 'unknown', ukprn FROM unregistered_orgs "
+            "WHERE org_id NOT IN (SELECT org_id FROM organisations)"
+        )
+    if org_ids is not None:
+        query = f"SELECT * FROM ({query}) WHERE org_id IN (SELECT unnest($o))"
+        rows = con.execute(query, {"o": list(org_ids)}).fetchall()
+    else:
+        rows = con.execute(query).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 # --- Scoring ------------------------------------------------------------------------------
@@ -379,14 +406,17 @@ def _attach_evidence(
             for h in hits
             if by_id[h.rule_id].evidence.value != "npd"
         }
-        npd_wanted = {h.org_id for h in hits if by_id[h.rule_id].evidence.value == "npd"}
+        npd_wanted = sorted(
+            {
+                (h.org_id, by_id[h.rule_id].evidence.value)
+                for h in hits
+                if by_id[h.rule_id].evidence.value in ("npd", "caller")
+            }
+        )
         prof = cfg.profile
         if lrs_wanted:
-            ukprns = dict(
-                con.execute(
-                    "SELECT org_id, ukprn FROM organisations WHERE ukprn IS NOT NULL"
-                ).fetchall()
-            )
+            # unregistered LRS callers (org id UKPRN-<ukprn>) keep their UKPRN too
+            ukprns = {o: u for o, (_, _, u) in org_directory(con).items() if u}
             wanted = pl.DataFrame(
                 [
                     {"org_id": o, "ukprn": ukprns.get(o), "user_name": u, "kind": k}
@@ -436,17 +466,22 @@ def _attach_evidence(
         if npd_wanted:
             files = _window_files(settings, "npd", lo, day)
             if files:
-                con.register("wanted_npd", pl.DataFrame({"org_id": sorted(npd_wanted)}))
+                con.register(
+                    "wanted_npd",
+                    pl.DataFrame(npd_wanted, schema=["org_id", "kind"], orient="row"),
+                )
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE evidence_npd AS SELECT * FROM "
                     "read_parquet($files, hive_partitioning = false)",
                     {"files": files},
                 )
                 define_npd_checks(con)
-                for org, eid, at, user, op, pid in con.execute(
+                for org, kind, eid, at, user, op, pid in con.execute(
                     sql("rank_npd_evidence"), {"examples": n}
                 ).fetchall():
-                    examples[(org, "", "npd")].append(
+                    if kind == "caller" and len(examples[(org, "", kind)]) >= n:
+                        continue  # an LRS caller's examples are its calls already
+                    examples[(org, "", kind)].append(
                         ExampleEvent(
                             event_id=eid, occurred_at=at, user_name=user, operation=op,
                             learner_pid=pid,
@@ -557,10 +592,7 @@ def detect(
         )
         hits = _attach_evidence(con, settings, cfg, day, org_hits, org_rows)
         hits += _attach_evidence(con, settings, cfg, day, acc_hits, acc_rows)
-        orgs = {
-            r[0]: (r[1], r[2])
-            for r in con.execute("SELECT org_id, name, org_type FROM organisations").fetchall()
-        }
+        orgs = {o: (n, t) for o, (n, t, _) in org_directory(con).items()}
         shares = _account_shares(acc_s, acc_f, cfg)
         hits_by: dict[tuple[str, str], list[RuleHit]] = defaultdict(list)
         org_hits_all: dict[str, list[RuleHit]] = defaultdict(list)
@@ -844,13 +876,7 @@ def _pinned_rows(
     )
     if not wanted:
         return []
-    orgs = dict(
-        (o, (n, t))
-        for o, n, t in con.execute(
-            "SELECT org_id, name, org_type FROM organisations WHERE org_id IN (SELECT unnest($o))",
-            {"o": wanted},
-        ).fetchall()
-    )
+    orgs = {o: (n, t) for o, (n, t, _) in org_directory(con, wanted).items()}
     flagged = _first_flagged(con, cfg, day, "org")
     out = []
     for org in wanted:
@@ -897,21 +923,24 @@ def explain(
     has in ``day``'s list (as :func:`suspects` gives it; ``legitimate`` when suppressed,
     None when unranked without a verdict in force).
 
+    An organisation not in the register that profiling has seen (``UKPRN-<ukprn>`` or its
+    NPD org_id) is explained like any other, named ``UKPRN <ukprn> (not in the register)``
+    with org_type ``unknown``.
+
     Raises :class:`NotProfiledError` when ``detect`` has not run for ``day`` and
-    ``KeyError`` for an unknown org. An org outside the stored top list has ``rank=None``;
-    ``rank`` is its place in the list ``detect`` stored, before verdicts are applied.
+    ``KeyError`` for an org id no register row or event names. An org outside the stored
+    top list has ``rank=None``; ``rank`` is its place in the list ``detect`` stored, before
+    verdicts are applied.
     """
     cfg = config or load_config()
     decisions = history(settings)
     with connect(settings, read_only=True) as con:
         if not _has_results(con, day):
             raise NotProfiledError(f"no detection results for {day}: run detect first")
-        found = con.execute(
-            "SELECT name, org_type FROM organisations WHERE org_id = $o", {"o": org_id}
-        ).fetchall()
-        if not found:
+        found = org_directory(con, [org_id])
+        if org_id not in found:
             raise KeyError(f"unknown organisation {org_id!r}")
-        org = found[0]
+        org = found[org_id]
         feats = read_features(con, day, "org").filter(pl.col("org_id") == org_id)
         row = feats.row(0, named=True) if feats.height else {}
         score_rows = con.execute(

@@ -17,7 +17,9 @@ can be shown unaltered later. The same data and code give the same body and hash
 generation time in the footer differs.
 
 Data comes from :func:`pipeline.rank.suspects`, :func:`pipeline.rank.explain`,
-:func:`pipeline.summary.day_summary` and the ``ingest_ledger``; :func:`collect` reads it,
+:func:`pipeline.summary.day_summary`, the ``ingest_ledger``, :func:`unregistered_orgs`
+(callers the register does not hold) and :func:`pipeline.reference.reference_problems`
+(register rows quarantined by the reference load in force); :func:`collect` reads it,
 :func:`render` is pure and :func:`write_report` does both and writes the file.
 """
 
@@ -43,7 +45,8 @@ from markupsafe import Markup, escape
 from detectors.rules import load_config
 from pipeline.lake import partition_dir
 from pipeline.profile import FEATURES, WINDOW_DAYS, Kind, format_value
-from pipeline.rank import TIMELINE_DAYS, explain, suspects
+from pipeline.rank import TIMELINE_DAYS, explain, org_directory, suspects
+from pipeline.reference import reference_problems
 from pipeline.sql import sql
 from pipeline.summary import day_summary
 from pipeline.version import code_version
@@ -57,6 +60,7 @@ from schemas.detection import (
     TimelinePoint,
 )
 from schemas.flows import DaySummary
+from schemas.reference import ReferenceProblem
 from schemas.settings import Settings
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -139,6 +143,21 @@ class DeliveryDay:
 
 
 @dataclass(frozen=True)
+class UnregisteredOrg:
+    """An organisation whose events the register does not explain (rule REG-01): what is
+    known about it on the report's day (7-day window)."""
+
+    org_id: str
+    name: str
+    first_seen: date | None
+    last_seen: date | None
+    lrs_calls_7d: int
+    npd_queries_7d: int
+    accounts_7d: int
+    rank: int | None
+
+
+@dataclass(frozen=True)
 class RunMetadata:
     first_delivery: date | None
     last_delivery: date | None
@@ -162,6 +181,8 @@ class ReportData:
     deliveries: list[DeliveryDay]
     meta: RunMetadata
     rule_descriptions: dict[str, str] = field(default_factory=dict)
+    unregistered: list[UnregisteredOrg] = field(default_factory=list)
+    reference_problems: list[ReferenceProblem] = field(default_factory=list)
 
 
 # --- Charts (inline SVG, every string escaped) ---------------------------------------------
@@ -397,6 +418,11 @@ def _warehouse_facts(
         )
         names = [d[0] for d in cur.description or []]
         register = {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+        # organisations not in the register: what is known (an LRS caller's UKPRN)
+        for org_id, (_, org_type, ukprn) in org_directory(con, org_ids).items():
+            if org_id not in register and org_type == "unknown":
+                register[org_id] = {"org_id": org_id, "ukprn": ukprn,
+                                    "status": "not in the register"}  # fmt: skip
         agents: dict[str, list[AgentView]] = {}
         files = _lrs_files(settings, day - timedelta(days=WINDOW_DAYS["7d"] - 1), day)
         with_ukprn = [(o, f["ukprn"]) for o, f in register.items() if f["ukprn"]]
@@ -438,6 +464,38 @@ def _warehouse_facts(
             "(SELECT count(DISTINCT day) FROM scores)"
         ).fetchall()[0]
     return register, agents, deliveries, list(span)
+
+
+def unregistered_orgs(settings: Settings, day: date) -> list[UnregisteredOrg]:
+    """Organisations not in the register with a call or query in the 7 days to ``day``
+    (profiled as ``UKPRN-<ukprn>`` or under their NPD org_id), most active first; empty
+    when the day has no features."""
+    with connect(settings, read_only=True) as con:
+        have = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name <> 'temp'"
+            ).fetchall()
+        }
+        if not {"features", "unregistered_orgs"} <= have:
+            return []
+        rows = con.execute(
+            "SELECT f.org_id, u.name, u.first_seen, u.last_seen, f.calls_7d, "
+            "f.npd_queries_7d, f.users_active_7d, x.rank "
+            "FROM features AS f JOIN unregistered_orgs AS u USING (org_id) "
+            "LEFT JOIN suspects AS x ON x.day = f.day AND x.level = 'org' "
+            "AND x.org_id = f.org_id "
+            "WHERE f.day = $d AND f.unregistered = 1 AND f.unregistered_events_7d > 0 "
+            "ORDER BY f.unregistered_events_7d DESC, f.org_id",
+            {"d": day},
+        ).fetchall()
+    return [
+        UnregisteredOrg(
+            org_id=o, name=n, first_seen=fs, last_seen=ls, lrs_calls_7d=int(c or 0),
+            npd_queries_7d=int(q or 0), accounts_7d=int(a or 0), rank=k,
+        )
+        for o, n, fs, ls, c, q, a, k in rows
+    ]  # fmt: skip
 
 
 def _config_hash(payload: str) -> str:
@@ -524,6 +582,8 @@ def collect(
         deliveries=deliveries,
         meta=meta,
         rule_descriptions={r.id: r.description for r in cfg.rules},
+        unregistered=unregistered_orgs(settings, day),
+        reference_problems=reference_problems(settings),
     )
 
 

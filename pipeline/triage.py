@@ -190,9 +190,22 @@ def _read_context(
             time.sleep(0.1)
 
 
+def _unregistered(con: duckdb.DuckDBPyConnection, org_id: str) -> bool:
+    """Whether profiling has seen ``org_id`` as an organisation not in the register
+    (``UKPRN-<ukprn>`` or an NPD org_id; table ``unregistered_orgs``): it can be triaged."""
+    have = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = 'unregistered_orgs' "
+        "AND database_name <> 'temp'"
+    ).fetchall()
+    if not have:
+        return False
+    found = con.execute("SELECT 1 FROM unregistered_orgs WHERE org_id = $o", {"o": org_id})
+    return bool(found.fetchall())
+
+
 def _context_from(con: duckdb.DuckDBPyConnection, org_id: str, day: date | None) -> _Context:
     known = con.execute("SELECT 1 FROM organisations WHERE org_id = $o", {"o": org_id})
-    if not known.fetchall():
+    if not known.fetchall() and not _unregistered(con, org_id):
         raise KeyError(f"unknown organisation {org_id!r}")
     if day is None:
         row = con.execute("SELECT max(day) FROM scores WHERE level = 'org'").fetchone()

@@ -138,6 +138,7 @@ class EvidenceKind(StrEnum):
     out_of_hours = "out_of_hours"
     script_agent = "script_agent"
     npd = "npd"
+    caller = "caller"  # any LRS call or NPD query of the org (who it is, not what it broke)
 
 
 class Condition(BaseModel):
@@ -556,6 +557,9 @@ class ProfileReport(BaseModel):
     day: date
     organisations: int = Field(ge=0)
     active_organisations: int = Field(ge=0)
+    unregistered_organisations: int = Field(
+        default=0, ge=0, description="Profiled orgs that are not in the register (REG-01)"
+    )
     accounts: int = Field(ge=0)
     events_today: int = Field(ge=0)
     summarised_days: list[date] = Field(

@@ -23,6 +23,7 @@ DEFAULT_SCENARIO_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     "dormant_reactivation": ("silent", "dormant", "active_days", "DOR-"),
     "plr_browsing": ("plr", "PLR-", "ACC-04"),
     "npd_overreach": ("npd", "ENT-0"),
+    "unregistered_caller": ("unregistered", "REG-"),
 }  # fmt: skip
 """Feature-name or rule-id fragments that name each scenario's defining behaviour."""
 

@@ -32,6 +32,9 @@ SCENARIOS: tuple[str, ...] = (
 )
 """Misuse scenario names as written to ``truth/labels.csv``."""
 
+UNREGISTERED_CALLER = "unregistered_caller"
+"""The label of an organisation left out of the register (``RealFeedQuirks``)."""
+
 DECOYS: tuple[str, ...] = (
     "enrolment_surge",
     "results_day_batch",
@@ -218,6 +221,50 @@ class DeliveryParams(_Params):
         return self
 
 
+class RealFeedQuirks(_Params):
+    """What real feeds send that the default generator does not. Off by default (the
+    committed sample in ``data/sample`` was generated without it and must stay byte-equal);
+    ``enabled`` turns every quirk below on at once (each can then be tuned or turned off):
+
+    - a source with no rows on a day is delivered as a header-only CSV file, never as a
+      missing folder, and NPD has no queries at weekends (quiet days);
+    - NPD-only organisations (no UKPRN- research, government, commercial) have an empty
+      ``expected_learners``; a share of the other uninvolved orgs have an empty region,
+      postcode area and registration date;
+    - some organisations make calls but are left out of ``organisations.csv`` (LRS callers
+      and NPD requesters the register does not hold); ``truth/labels.csv`` lists them as
+      ``unregistered_caller`` under the id the pipeline gives them (``UKPRN-<ukprn>`` for an
+      LRS caller, the NPD org_id otherwise);
+    - the reference files have a shuffled column order and an extra unknown column.
+    Event files already have shuffled column orders and extra columns (``DeliveryParams``).
+    """
+
+    enabled: bool = Field(default=False, description="Turn real-feed quirks on")
+    header_only_quiet_days: bool = Field(
+        default=True, description="A day with no rows is a header-only file, not no file"
+    )
+    npd_quiet_weekends: bool = Field(default=True, description="No NPD queries at weekends")
+    npd_only_without_size: bool = Field(
+        default=True, description="Orgs without a UKPRN have an empty expected_learners"
+    )
+    empty_optional_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of other uninvolved orgs with empty region, postcode area and "
+        "registration date",
+    )
+    unregistered_lrs: int = Field(
+        default=2, ge=0, le=100, description="LRS callers left out of the register"
+    )
+    unregistered_npd: int = Field(
+        default=1, ge=0, le=100, description="NPD requesters left out of the register"
+    )
+    shuffled_reference_columns: bool = Field(
+        default=True, description="Reference files with shuffled columns and an extra one"
+    )
+
+
 class WorldConfig(_Params):
     """Everything that defines one generated world; the same config gives the same bytes."""
 
@@ -244,6 +291,7 @@ class WorldConfig(_Params):
     scenarios: Scenarios = Scenarios()
     decoys: Decoys = Decoys()
     delivery: DeliveryParams = DeliveryParams()
+    real_feed: RealFeedQuirks = RealFeedQuirks()
 
     def onset_day(self, onset: Onset, fallback: int) -> int:
         """``onset`` as a day offset clamped into the window; ``fallback`` when None."""
@@ -272,3 +320,8 @@ class WorldSummary(BaseModel):
     labels: int = Field(ge=0)
     decoys: int = Field(ge=0)
     scenario_events: dict[str, int] = Field(default_factory=dict, description="Per scenario")
+    unregistered: list[str] = Field(
+        default_factory=list,
+        description="Org ids (as the pipeline names them) left out of the register",
+    )
+    header_only_files: int = Field(ge=0, default=0, description="Header-only delivery files")

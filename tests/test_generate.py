@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from pipeline.generate import generate_world
+from pipeline.generate import generate_world, real_feed_config
 from pipeline.uln import is_valid_uln
 from schemas import Agreement, LrsEvent, NpdEvent, Organisation
 from schemas.generate import DECOYS, SCENARIOS, WorldConfig, WorldSummary
@@ -365,3 +365,78 @@ def test_config_bounds_are_enforced() -> None:
         WorldConfig(orgs=10)
     assert CONFIG.onset_day(date(2026, 9, 1), 3) == 8
     assert CONFIG.onset_day(None, 3) == 3
+
+
+# --- Real-feed quirks (issue 13) ------------------------------------------------------------
+
+
+def test_the_committed_sample_is_what_its_readme_command_makes(tmp_path: Path) -> None:
+    """Quirks are off by default: the README command still makes data/sample byte for byte
+    (regression guard for every generator change; about 3 s)."""
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample"
+    config = WorldConfig(
+        orgs=400, days=42, start=date(2026, 8, 10), seed=7,
+        malformed_rate=0.002, volume_scale=0.04, scenario_scale=0.2,
+    )  # fmt: skip
+    generate_world(tmp_path, config)
+    for part in ("landing", "truth"):
+        assert files_digest(tmp_path / part) == files_digest(sample / part), part
+
+
+@pytest.fixture(scope="module")
+def real_feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WorldSummary]:
+    out = tmp_path_factory.mktemp("real-feed")
+    return out, generate_world(out, real_feed_config())
+
+
+def test_real_feed_world_is_deterministic(tmp_path: Path) -> None:
+    generate_world(tmp_path / "a", real_feed_config())
+    generate_world(tmp_path / "b", real_feed_config())
+    assert files_digest(tmp_path / "a") == files_digest(tmp_path / "b")
+
+
+def test_real_feed_quiet_days_are_header_only_files(real_feed: tuple[Path, WorldSummary]) -> None:
+    out, summary = real_feed
+    npd_days = sorted(p.name for p in (out / "landing" / "npd").iterdir())
+    assert len(npd_days) == summary.days, "every day has an NPD delivery, quiet or not"
+    header_only = [
+        p for p in (out / "landing" / "npd").rglob("*.csv") if len(p.read_bytes().splitlines()) == 1
+    ]
+    assert len(header_only) == summary.header_only_files >= 2
+    weekend = [p for p in header_only if date.fromisoformat(p.parent.name).weekday() >= 5]
+    assert weekend, "weekends are quiet"
+    assert header_only[0].read_text().strip().split(",") == list(NpdEvent.model_fields)
+
+
+def test_real_feed_register_has_empty_optional_fields_and_shuffled_columns(
+    real_feed: tuple[Path, WorldSummary],
+) -> None:
+    ref = real_feed[0] / "landing" / "reference"
+    orgs = pl.read_csv(ref / "organisations.csv", infer_schema=False)
+    assert orgs.columns != list(Organisation.model_fields)
+    assert set(orgs.columns) - set(Organisation.model_fields) == {"register_version"}
+    npd_only = orgs.filter(pl.col("ukprn").is_null())
+    assert npd_only.height and npd_only["expected_learners"].null_count() == npd_only.height
+    assert set(npd_only["org_type"]) <= {"research", "government", "commercial"}
+    assert orgs["region"].null_count() > 0 and orgs["registered_on"].null_count() > 0
+    agreements = pl.read_csv(ref / "agreements.csv", infer_schema=False)
+    assert "register_version" in agreements.columns
+
+
+def test_real_feed_has_labelled_callers_missing_from_the_register(
+    real_feed: tuple[Path, WorldSummary],
+) -> None:
+    out, summary = real_feed
+    orgs = pl.read_csv(out / "landing" / "reference" / "organisations.csv", infer_schema=False)
+    labels = pl.read_csv(out / "truth" / "labels.csv", infer_schema=False)
+    unregistered = labels.filter(pl.col("scenario") == "unregistered_caller")["org_id"].to_list()
+    assert unregistered == summary.unregistered and len(unregistered) == 3
+    lrs_ids = [u.removeprefix("UKPRN-") for u in unregistered if u.startswith("UKPRN-")]
+    npd_ids = [u for u in unregistered if not u.startswith("UKPRN-")]
+    assert len(lrs_ids) == 2 and len(npd_ids) == 1
+    assert not set(lrs_ids) & set(orgs["ukprn"].drop_nulls())
+    assert not set(npd_ids) & set(orgs["org_id"])
+    lrs = [r.fields for r in read_rows(out / "landing", "lrs") if r.fields]
+    npd_q = [r.fields for r in read_rows(out / "landing", "npd") if r.fields]
+    assert all(any(r.get("ukprn") == u for r in lrs) for u in lrs_ids)
+    assert all(any(r.get("org_id") == o for r in npd_q) for o in npd_ids)

@@ -5,6 +5,12 @@ landing folder in the input contract (``DESIGN.md``) plus ground truth under ``t
 Entry point: :func:`generate_world`. Parameters: :class:`schemas.generate.WorldConfig`.
 """
 
-from pipeline.generate.generator import ProgressCallback, build, generate_world
+from pipeline.generate.generator import (
+    ProgressCallback,
+    build,
+    generate_world,
+    pipeline_org_id,
+    real_feed_config,
+)
 
-__all__ = ["ProgressCallback", "build", "generate_world"]
+__all__ = ["ProgressCallback", "build", "generate_world", "pipeline_org_id", "real_feed_config"]

@@ -112,6 +112,7 @@ class DeliveryStats:
     duplicates: int = 0
     late: int = 0
     files: int = 0
+    header_only: int = 0
 
 
 def _json_value(v: Any) -> Any:
@@ -132,6 +133,9 @@ class Deliverer:
     last_day: int
     pool: ThreadPoolExecutor
     files_range: tuple[int, int]
+    header_only: bool = False
+    """A day with no rows is written as a header-only CSV (a valid delivery of 0 rows)
+    rather than no file (which the contract reads as a missing delivery)."""
     stats: DeliveryStats = field(default_factory=DeliveryStats)
     _late: dict[int, list[pl.DataFrame]] = field(default_factory=dict)
     _dups: dict[int, list[pl.DataFrame]] = field(default_factory=dict)
@@ -196,6 +200,8 @@ class Deliverer:
     ) -> None:
         total = good.height + len(bad_rows)
         if total == 0:
+            if self.header_only:
+                self._write_header_only(d)
             return
         lo, hi = self.files_range
         n_files = max(1, min(int(rng.integers(lo, hi + 1)), total))
@@ -272,6 +278,21 @@ class Deliverer:
         self._futures.append(self.pool.submit(_store, path, buf, gz, p.gzip_level))
         if len(self._futures) > 2:
             self._futures.pop(0).result()
+
+    def _write_header_only(self, d: date) -> None:
+        """A quiet day: one uncompressed CSV file holding the header row only."""
+        folder = self.landing / self.source / d.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = "lrs_events" if self.source == "lrs" else "npd_queries"
+        buf = io.BytesIO()
+        buf.write((",".join(self.columns) + "\n").encode())
+        self.stats.files += 1
+        self.stats.header_only += 1
+        self._futures.append(
+            self.pool.submit(
+                _store, folder / f"{stem}_{d:%Y%m%d}_part01.csv", buf, False, self.params.gzip_level
+            )
+        )
 
     def finish(self) -> None:
         """Wait for every file to be on disk (re-raises a writer's error)."""

@@ -6,6 +6,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,9 @@ from pipeline.generate import npd, scenarios
 from pipeline.generate.delivery import Deliverer
 from pipeline.generate.lrs import LRS_COLUMNS, finalise_lrs, normal_lrs_day
 from pipeline.generate.rng import day_rng
-from pipeline.generate.world import World, build_world
-from schemas.generate import WorldConfig, WorldSummary
+from pipeline.generate.world import NEVER, World, build_world
+from schemas.generate import UNREGISTERED_CALLER, RealFeedQuirks, WorldConfig, WorldSummary
+from schemas.reference import OrgStatus
 
 ProgressCallback = Callable[[int, int], None]
 """Called after each day with (days done, days in total)."""
@@ -33,6 +35,69 @@ def build(config: WorldConfig) -> tuple[World, list[scenarios.Instance]]:
     npd.setup_npd(world, day_rng(config.seed, "npd-setup"))
     instances = scenarios.assign_roles(world)
     return world, instances
+
+
+def _unregistered(world: World, rng: np.random.Generator, q: RealFeedQuirks) -> list[int]:
+    """Orgs left out of the register: active LRS users and NPD requesters that play no
+    other role (not a scenario, not a decoy), so only their absence is unusual."""
+    free = ~world.used
+    lrs = np.array([u is not None for u in world.ukprn]) & free
+    lrs &= np.array([s is OrgStatus.active for s in world.status])
+    lrs &= (world.silent_from >= NEVER) & (world.silent_before <= 0)
+    npd_ok = np.array([u is None for u in world.ukprn]) & free & (world.npd_rate > 0)
+    chosen: list[int] = []
+    for mask, k in ((lrs, q.unregistered_lrs), (npd_ok, q.unregistered_npd)):
+        cands = np.flatnonzero(mask)
+        if k and len(cands):
+            chosen += sorted(
+                int(c) for c in rng.choice(cands, size=min(k, len(cands)), replace=False)
+            )
+    world.used[chosen] = True
+    return chosen
+
+
+def pipeline_org_id(world: World, org: int) -> str:
+    """The id the pipeline gives an org that is not in the register: ``UKPRN-<ukprn>`` for
+    an LRS caller, its NPD org_id otherwise (see ``pipeline/sql/profile_org_register.sql``)."""
+    u = world.ukprn[org]
+    return f"UKPRN-{u}" if u else world.org_id[org]
+
+
+def _register_frames(
+    world: World, q: RealFeedQuirks, left_out: list[int], rng: np.random.Generator
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``organisations.csv`` and ``agreements.csv`` as written (real-feed quirks applied)."""
+    orgs = world.organisations()
+    agreements = world.agreements_frame()
+    if not q.enabled:
+        return orgs, agreements
+    idx = pl.Series("_i", np.arange(world.n, dtype=np.int64))
+    involved = pl.Series(world.used.tolist())
+    empty = pl.Series((rng.random(world.n) < q.empty_optional_share).tolist()) & ~involved
+    orgs = orgs.with_columns(idx)
+    if q.npd_only_without_size:
+        orgs = orgs.with_columns(
+            pl.when(pl.col("ukprn").is_null())
+            .then(None)
+            .otherwise(pl.col("expected_learners"))
+            .alias("expected_learners")
+        )
+    orgs = orgs.with_columns(
+        pl.when(empty).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("region", "postcode_area", "registered_on")
+    )
+    orgs = orgs.filter(~pl.col("_i").is_in(left_out)).drop("_i")
+    if q.shuffled_reference_columns:
+        frames = []
+        for frame in (orgs, agreements):
+            order = [frame.columns[int(i)] for i in rng.permutation(frame.width)]
+            frames.append(
+                frame.with_columns(pl.lit("REG-2.1").alias("register_version")).select(
+                    [*order[:2], "register_version", *order[2:]]
+                )
+            )
+        orgs, agreements = frames
+    return orgs, agreements
 
 
 def _lrs_day(
@@ -59,12 +124,29 @@ def generate_world(
 ) -> WorldSummary:
     """Write a synthetic world under ``out``: ``landing/`` in the input contract and ``truth/``.
 
+    ``config.real_feed`` (off by default) adds what real feeds send: header-only files on
+    quiet days, empty optional register fields, organisations missing from the register
+    (labelled ``unregistered_caller``) and reference files with shuffled and extra columns.
+
     Deterministic: the same ``config`` (seed included) gives byte-identical files. Any
     previous ``out/landing`` and ``out/truth`` are replaced. Days are generated one at a
     time (memory is bounded by one national day, about 2 M LRS calls), each from its own
     random stream keyed on (seed, day).
     """
     world, instances = build(config)
+    quirks = config.real_feed
+    quirk_rng = day_rng(config.seed, "real-feed")
+    left_out = _unregistered(world, quirk_rng, quirks) if quirks.enabled else []
+    for org in left_out:
+        world.labels.append(
+            {
+                "org_id": pipeline_org_id(world, org),
+                "scenario": UNREGISTERED_CALLER,
+                "start_date": world.date_of(0).isoformat(),
+                "end_date": world.date_of(config.days - 1).isoformat(),
+                "user_name": "",
+            }
+        )
     landing = out / "landing"
     truth = out / "truth"
     for folder in (landing, truth):
@@ -72,8 +154,9 @@ def generate_world(
             shutil.rmtree(folder)
     (landing / "reference").mkdir(parents=True)
     truth.mkdir(parents=True)
-    world.organisations().write_csv(landing / "reference" / "organisations.csv")
-    world.agreements_frame().write_csv(landing / "reference" / "agreements.csv")
+    orgs, agreements = _register_frames(world, quirks, left_out, quirk_rng)
+    orgs.write_csv(landing / "reference" / "organisations.csv")
+    agreements.write_csv(landing / "reference" / "agreements.csv")
     pl.DataFrame(world.labels, schema=LABEL_COLUMNS, orient="row").write_csv(truth / "labels.csv")
     pl.DataFrame(world.decoys, schema=DECOY_COLUMNS, orient="row").write_csv(truth / "decoys.csv")
 
@@ -96,6 +179,7 @@ def generate_world(
                 last_day=last,
                 pool=pool,
                 files_range=files,
+                header_only=quirks.enabled and quirks.header_only_quiet_days,
             )
 
         lrs_out = deliverer("lrs", LRS_COLUMNS, (dp.files_min, dp.files_max))
@@ -113,6 +197,8 @@ def generate_world(
             npd.normal_npd_day(world, day, npd_rng, rows)
             scenario_events.update(scenarios.scenario_npd_day(world, instances, day, rows))
             nframe = rows.frame(d)
+            if quirks.enabled and quirks.npd_quiet_weekends and d.weekday() >= 5:
+                nframe = nframe.head(0)  # a quiet day: delivered as a header-only file
             npd_events += nframe.height
             npd_out.deliver(day, d, nframe, day_rng(config.seed, "npd-delivery", day))
             if progress is not None:
@@ -138,4 +224,29 @@ def generate_world(
         labels=len(world.labels),
         decoys=len(world.decoys),
         scenario_events=dict(sorted(scenario_events.items())),
+        unregistered=[pipeline_org_id(world, o) for o in left_out],
+        header_only_files=lrs_out.stats.header_only + npd_out.stats.header_only,
+    )
+
+
+def real_feed_config(
+    orgs: int = 100, days: int = 10, seed: int = 11, start: str = "2026-08-29"
+) -> WorldConfig:
+    """A small world with every real-feed quirk on, generated in seconds: the landing
+    folder of issue 13's "done when" (header-only NPD files at weekends - the default start
+    is a Saturday -, NPD-only orgs without a size, orgs with empty optional fields, two LRS
+    callers and one NPD requester missing from the register, 0.2 % malformed rows).
+
+    CLI equivalent (once ``generate`` takes ``--real-feed-quirks``): ``accesswatch generate
+    --out DIR --orgs 100 --days 10 --start 2026-08-29 --seed 11 --volume-scale 0.05
+    --scenario-scale 0.3 --malformed-rate 0.002 --real-feed-quirks``."""
+    return WorldConfig(
+        orgs=orgs,
+        days=days,
+        seed=seed,
+        start=date.fromisoformat(start),
+        volume_scale=0.05,
+        scenario_scale=0.3,
+        malformed_rate=0.002,
+        real_feed=RealFeedQuirks(enabled=True),
     )

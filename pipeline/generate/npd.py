@@ -185,12 +185,36 @@ def current_agreements(world: World, org: int, d: date) -> list[Agreement]:
     return [a for a in world.agreements if a.org_id == oid and a.valid_from <= d <= a.valid_to]
 
 
+@dataclass(frozen=True)
+class Limits:
+    """An agreement's limits, all present: the generator's agreements state every limit
+    (the register may leave some empty, see :class:`schemas.reference.Agreement`)."""
+
+    datasets: str
+    min_identifiability: int
+    max_sensitivity: str
+    year_from: int
+    year_to: int
+    max_rows: int
+
+
+def limits(a: Agreement) -> Limits:
+    """The limits of a generated agreement (raises if one is missing: a generator bug)."""
+    values = (
+        a.datasets, a.min_identifiability, a.max_sensitivity, a.year_from, a.year_to, a.max_rows,
+    )  # fmt: skip
+    if any(v is None for v in values):
+        raise ValueError(f"generated agreement {a.agreement_ref} lacks a limit")
+    return Limits(*values)  # type: ignore[arg-type]
+
+
 def compliant_items(agreement: Agreement, dataset: str) -> list[bh.NpdItem]:
     """Items of ``dataset`` the agreement allows (identifiability and sensitivity)."""
+    lim = limits(agreement)
     return [
         it
         for it in bh.NPD_ITEMS[dataset]
-        if it[1] >= agreement.min_identifiability and it[2] >= agreement.max_sensitivity
+        if it[1] >= lim.min_identifiability and it[2] >= lim.max_sensitivity
     ]
 
 
@@ -245,15 +269,16 @@ def within_agreement_query(
     out: NpdRows, world: World, org: int, a: Agreement, d: date, rng: np.random.Generator
 ) -> None:
     """A query that stays inside agreement ``a``."""
-    datasets = a.datasets.split(";")
+    lim = limits(a)
+    datasets = lim.datasets.split(";")
     dataset = str(datasets[int(rng.integers(0, len(datasets)))])
     allowed = compliant_items(a, dataset) or [bh.NPD_ITEMS[dataset][0]]
     k = min(len(allowed), int(rng.integers(2, 6)))
     pick = rng.choice(len(allowed), size=k, replace=False)
     items = [allowed[int(j)] for j in sorted(pick)]
-    y0 = int(rng.integers(a.year_from, a.year_to + 1))
-    y1 = int(rng.integers(y0, a.year_to + 1))
-    rows = int(a.max_rows * rng.beta(2, 5))
+    y0 = int(rng.integers(lim.year_from, lim.year_to + 1))
+    y1 = int(rng.integers(y0, lim.year_to + 1))
+    rows = int(lim.max_rows * rng.beta(2, 5))
     channel = "internal" if a.purpose.startswith("internal") else "srs"
     add_query(
         out, world, org, d, rng,

@@ -545,15 +545,16 @@ def scenario_npd_day(
         rng = day_rng(world.config.seed, f"scenario:npd_overreach:{inst.index}", day)
         ref = inst.extra["agreement"]
         a = next(x for x in world.agreements if x.agreement_ref == ref)
+        lim = npd.limits(a)
         weekend = d.weekday() >= 5
         m = int(rng.poisson(p.intensity * (0.2 if weekend else 1.0)))
         for _ in range(m):
             kind = inst.extra["kinds"][0 if rng.random() < 0.75 else 1]
-            datasets = a.datasets.split(";")
+            datasets = lim.datasets.split(";")
             dataset = str(datasets[int(rng.integers(0, len(datasets)))])
             base = npd.compliant_items(a, dataset) or [bh.NPD_ITEMS[dataset][0]]
             items = list(base[: int(rng.integers(1, len(base) + 1))])
-            rows = int(a.max_rows * rng.beta(2, 5))
+            rows = int(lim.max_rows * rng.beta(2, 5))
             agreement_ref: str | None = a.agreement_ref
             if kind == "identifying":
                 picks = rng.choice(len(_IDENTIFYING), size=int(rng.integers(1, 4)), replace=False)
@@ -562,18 +563,18 @@ def scenario_npd_day(
                 picks = rng.choice(len(_SENSITIVE), size=int(rng.integers(1, 3)), replace=False)
                 items += [_SENSITIVE[int(j)] for j in picks]
             elif kind == "rows":
-                rows = int(a.max_rows * p.row_multiplier * rng.uniform(0.8, 1.5))
+                rows = int(lim.max_rows * p.row_multiplier * rng.uniform(0.8, 1.5))
             elif kind == "dataset":
                 outside = [x for x in bh.NPD_DATASETS if x not in datasets]
                 dataset = str(outside[int(rng.integers(0, len(outside)))])
                 items = [it for it in bh.NPD_ITEMS[dataset] if it[1] >= 3][:4]
             elif kind == "no_agreement":
                 agreement_ref = None
-            y0 = int(rng.integers(a.year_from, a.year_to + 1))
+            y0 = int(rng.integers(lim.year_from, lim.year_to + 1))
             npd.add_query(
                 out, world, inst.org, d, rng,
                 agreement_ref=agreement_ref, channel="srs", dataset=dataset, items=items,
-                years=(y0, a.year_to), rows_returned=rows, user=account(inst),
+                years=(y0, lim.year_to), rows_returned=rows, user=account(inst),
             )  # fmt: skip
         counts[inst.scenario] = counts.get(inst.scenario, 0) + m
     return counts

@@ -1,6 +1,7 @@
 -- Per account and window (long form, 1d and 7d): calls, learners, addresses and agents,
 -- the operation / time / learner mix of its calls and its share of its org's calls.
--- Only accounts with a call in the 7-day window get rows.
+-- Only accounts with a call in the 7-day window get rows. The share of learners outside the
+-- org's region is NULL when the org's region is unknown (temp `org_register`).
 CREATE OR REPLACE TEMP TABLE account_windows AS
 WITH w(win, lo, hi) AS (VALUES ('1d', $day::DATE, $day::DATE), ('7d', $d7::DATE, $day::DATE)),
 sums AS (
@@ -61,7 +62,8 @@ SELECT
     s.c_ooh / nullif(s.calls, 0) AS out_of_hours_share,
     s.c_night / nullif(s.calls, 0) AS night_share,
     s.c_script / nullif(s.calls, 0) AS script_share,
-    s.c_out_region / nullif(s.c_area, 0) AS out_region_share,
+    CASE WHEN o.region IS NOT NULL THEN s.c_out_region / nullif(s.c_area, 0) END
+        AS out_region_share,
     s.c_older / nullif(s.c_age, 0) AS older_adult_share,
     s.c_uln_invalid / nullif(s.c_uln, 0) AS invalid_uln_share,
     s.calls / nullif(oc.org_calls, 0) AS org_call_share
@@ -69,4 +71,5 @@ FROM accounts AS ac
 CROSS JOIN w
 LEFT JOIN sums AS s ON s.win = w.win AND s.org_id = ac.org_id AND s.user_name = ac.user_name
 LEFT JOIN keys AS k ON k.win = w.win AND k.org_id = ac.org_id AND k.user_name = ac.user_name
-LEFT JOIN org_calls AS oc ON oc.win = w.win AND oc.org_id = ac.org_id;
+LEFT JOIN org_calls AS oc ON oc.win = w.win AND oc.org_id = ac.org_id
+LEFT JOIN org_register AS o ON o.org_id = ac.org_id;

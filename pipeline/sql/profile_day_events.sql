@@ -1,8 +1,10 @@
 -- One profiled day's LRS events joined to their organisation, reduced to the compact
 -- derived columns every daily summary needs (read straight from the lake files $files of
 -- the day's partition; only the columns used are read). Also reads `organisations` and the
--- temp table `area_region` (postcode area -> region). Events whose UKPRN names no
--- registered organisation are left out.
+-- temp table `area_region` (postcode area -> region). An event whose UKPRN names no
+-- registered organisation is kept under the synthetic org id `UKPRN-<ukprn>` (an
+-- unregistered caller, see profile_org_register.sql). A learner is outside the org's
+-- region only when the org's region is known.
 CREATE OR REPLACE TEMP TABLE day_events AS
 WITH raw AS (
     SELECT
@@ -24,11 +26,14 @@ WITH raw AS (
 ),
 agents AS (
     -- the pattern is matched once per distinct agent, not once per call
-    SELECT user_agent, coalesce(regexp_matches(user_agent, $script_pattern), false) AS is_script
+    -- (an empty user agent is stored as NULL: it is matched as '' and its calls are kept)
+    SELECT
+        user_agent,
+        coalesce(regexp_matches(coalesce(user_agent, ''), $script_pattern), false) AS is_script
     FROM (SELECT DISTINCT user_agent FROM raw)
 )
 SELECT
-    o.org_id,
+    coalesce(o.org_id, 'UKPRN-' || e.ukprn) AS org_id,
     e.user_name,
     date_trunc('hour', e.occurred_at) AS hour_utc,
     hour(e.local_ts) AS local_hour,
@@ -59,10 +64,14 @@ SELECT
     e.response_code IN ('WSRC0001', 'WSRC0002', 'WSRC0003', 'WSRC0004', 'WSRC0022')
         AS is_match_response,
     a.is_script,
-    e.postcode_area IS NOT NULL AND ar.region IS DISTINCT FROM o.region AS is_out_region,
-    o.status IN ('suspended', 'revoked', 'closed')
-        AND (o.status_changed_on IS NULL OR $day >= o.status_changed_on) AS is_inactive
+    e.postcode_area IS NOT NULL AND o.region IS NOT NULL
+        AND ar.region IS DISTINCT FROM o.region AS is_out_region,
+    coalesce(
+        o.status IN ('suspended', 'revoked', 'closed')
+            AND (o.status_changed_on IS NULL OR $day >= o.status_changed_on),
+        false
+    ) AS is_inactive
 FROM raw AS e
-JOIN organisations AS o ON o.ukprn = e.ukprn
-JOIN agents AS a ON a.user_agent = e.user_agent
+LEFT JOIN organisations AS o ON o.ukprn = e.ukprn
+JOIN agents AS a ON a.user_agent IS NOT DISTINCT FROM e.user_agent
 LEFT JOIN area_region AS ar ON ar.area = e.postcode_area;

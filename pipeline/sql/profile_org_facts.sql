@@ -1,5 +1,7 @@
--- Per org on $day: register facts (type, size band, age of registration, recent change of
--- name, status) and the silent gap before recent activity: the longest run of days without
+-- Per org on $day (temp `org_register`: the register plus unregistered callers): register
+-- facts (type, size band - NULL when expected_learners is empty, an "unknown" band whose
+-- peers are the org type -, age of registration - NULL when unknown -, recent change of
+-- name, status, whether the org is in the register at all) and the silent gap before recent activity: the longest run of days without
 -- a call that ended with a call inside the 28-day window, counted back no further than
 -- $history_start (the first day with lake data in the lookback, or the registration day).
 CREATE OR REPLACE TEMP TABLE org_facts AS
@@ -21,7 +23,7 @@ gaps AS (
             a.day
         ) - 1 AS gap
     FROM active AS a
-    JOIN organisations AS o USING (org_id)
+    JOIN org_register AS o USING (org_id)
 ),
 recent AS (
     SELECT org_id, greatest(max(gap), 0) AS silent_gap
@@ -35,13 +37,16 @@ SELECT
     o.region,
     o.status,
     o.expected_learners,
-    len(list_filter($band_edges::INTEGER[], lambda e: e <= o.expected_learners)) AS size_band,
+    CASE WHEN o.expected_learners IS NOT NULL
+        THEN len(list_filter($band_edges::INTEGER[], lambda e: e <= o.expected_learners))
+    END AS size_band,
     datediff('day', o.registered_on, $day::DATE)::DOUBLE AS org_age_days,
     datediff('day', o.name_changed_on, $day::DATE)::DOUBLE AS days_since_name_change,
     (o.name_changed_on IS NOT NULL
         AND datediff('day', o.name_changed_on, $day::DATE) BETWEEN 0 AND $recent_name_days
     )::DOUBLE AS recent_name_change,
     (o.status IN ('suspended', 'revoked', 'closed'))::DOUBLE AS inactive_status,
-    coalesce(r.silent_gap, 0)::DOUBLE AS silent_gap
-FROM organisations AS o
+    coalesce(r.silent_gap, 0)::DOUBLE AS silent_gap,
+    o.unregistered::DOUBLE AS unregistered
+FROM org_register AS o
 LEFT JOIN recent AS r USING (org_id);

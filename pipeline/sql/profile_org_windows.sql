@@ -1,7 +1,9 @@
 -- Per org and window (long form): sums of the daily summaries over the trailing windows
 -- 1d = [$day], 7d = [$d7, $day], 28d = [$d28, $day] and the history baseline
 -- b28 = [$b_lo, $b_hi] (the 28 days before the 7-day window), with the shares derived from
--- them. Every organisation gets a row per window, active or not (counts 0, shares NULL).
+-- them. Every organisation of temp `org_register` (the register plus unregistered callers)
+-- gets a row per window, active or not (counts 0, shares NULL). Region features are NULL
+-- for an org whose region is unknown (no evidence either way).
 -- Distinct learners, search follow-through, repeat learners and age median over 7d / 28d
 -- come from the bottom-k learner sample (exact below $sample_size learners).
 CREATE OR REPLACE TEMP TABLE org_windows AS
@@ -194,8 +196,8 @@ SELECT
     l.c_verify / nullif(l.calls, 0) AS verify_share,
     l.c_register / nullif(l.calls, 0) AS register_share,
     l.c_plr / nullif(l.calls, 0) AS plr_share,
-    coalesce(l.c_plr_far, 0) AS plr_far,
-    l.c_plr_far / nullif(l.c_plr, 0) AS plr_far_share,
+    CASE WHEN o.region IS NOT NULL THEN coalesce(l.c_plr_far, 0) END AS plr_far,
+    CASE WHEN o.region IS NOT NULL THEN l.c_plr_far / nullif(l.c_plr, 0) END AS plr_far_share,
     l.c_uln_lookup / nullif(l.calls, 0) AS uln_lookup_share,
     l.c_batch / nullif(l.calls, 0) AS batch_share,
     l.c_no_match / nullif(l.c_match, 0) AS no_match_share,
@@ -208,7 +210,8 @@ SELECT
     l.c_adult / nullif(l.c_age, 0) AS adult_share,
     l.c_older / nullif(l.c_age, 0) AS older_adult_share,
     s.age_median::DOUBLE AS age_median,
-    l.c_out_region / nullif(l.c_area, 0) AS out_region_share,
+    CASE WHEN o.region IS NOT NULL THEN l.c_out_region / nullif(l.c_area, 0) END
+        AS out_region_share,
     coalesce(ar.area_count, 0) AS area_count,
     l.c_ooh / nullif(l.calls, 0) AS out_of_hours_share,
     l.c_night / nullif(l.calls, 0) AS night_share,
@@ -230,8 +233,10 @@ SELECT
     coalesce(n.npd_beyond_identifiability, 0) AS npd_beyond_identifiability,
     coalesce(n.npd_beyond_sensitivity, 0) AS npd_beyond_sensitivity,
     coalesce(n.npd_above_max_rows, 0) AS npd_above_max_rows,
-    coalesce(n.npd_breaches, 0) AS npd_breaches
-FROM organisations AS o
+    coalesce(n.npd_breaches, 0) AS npd_breaches,
+    CASE WHEN o.unregistered THEN coalesce(l.calls, 0) + coalesce(n.npd_queries, 0) ELSE 0 END
+        AS unregistered_events
+FROM org_register AS o
 CROSS JOIN w
 LEFT JOIN lrs AS l ON l.win = w.win AND l.org_id = o.org_id
 LEFT JOIN users AS u ON u.win = w.win AND u.org_id = o.org_id
