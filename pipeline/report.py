@@ -586,15 +586,48 @@ def default_path(settings: Settings, day: date) -> Path:
     return settings.home / "reports" / f"{day.isoformat()}.html"
 
 
-def write_report(settings: Settings, day: date, out: Path | None = None, top: int = 25) -> Path:
-    """Write the report of ``day`` (top ``top`` suspects) to ``out`` (default
-    :func:`default_path`) in one step: readers never see a half-written file.
+class ReportPathError(OSError):
+    """The report cannot be written where asked: its folder does not exist, or it is
+    read-only or full. The message names the file."""
 
-    Raises :class:`pipeline.rank.NotProfiledError` when ``day`` has not been scored.
+
+def report_path(settings: Settings, day: date, out: Path | None = None) -> Path:
+    """The file a report of ``day`` goes to: ``out``; ``<out>/<day>.html`` when ``out`` is
+    an existing folder; :func:`default_path` (its folder made) when ``out`` is None.
+
+    Raises :class:`ReportPathError` when the folder of ``out`` does not exist: a mistyped
+    path is refused rather than created.
     """
+    if out is None:
+        path = default_path(settings, day)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ReportPathError(f"cannot write {path}: {e.strerror or e}") from e
+        return path
+    path = out / f"{day.isoformat()}.html" if out.is_dir() else out
+    if not path.parent.is_dir():
+        raise ReportPathError(f"cannot write {path}: the folder {path.parent} does not exist")
+    return path
+
+
+def write_report(settings: Settings, day: date, out: Path | None = None, top: int = 25) -> Path:
+    """Write the report of ``day`` (top ``top`` suspects) to ``out`` (see
+    :func:`report_path`) in one step: readers never see a half-written file.
+
+    Raises :class:`pipeline.rank.NotProfiledError` when ``day`` has not been scored and
+    :class:`ReportPathError` when the file cannot be written (its folder is checked first).
+    """
+    path = report_path(settings, day, out)
     html = render(collect(settings, day, top))
-    path = out or default_path(settings, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _publish(path, html)
+    except OSError as e:
+        raise ReportPathError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
+def _publish(path: Path, html: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -604,4 +637,3 @@ def write_report(settings: Settings, day: date, out: Path | None = None, top: in
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
