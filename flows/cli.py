@@ -94,8 +94,7 @@ def ingest_cmd(
         bool, typer.Option("--all", help="Every delivery day in the landing folder.")
     ] = False,
     wait: Annotated[
-        float,
-        typer.Option("--wait", min=0, help="Seconds to wait if another run holds the home."),
+        float, typer.Option("--wait", help="Seconds to wait if another run holds the home.")
     ] = 0.0,
     home: HomeOpt = None,
     landing: LandingOpt = None,
@@ -141,8 +140,7 @@ def ingest_cmd(
 @app.command("load-reference")
 def load_reference_cmd(
     wait: Annotated[
-        float,
-        typer.Option("--wait", min=0, help="Seconds to wait if another run holds the home."),
+        float, typer.Option("--wait", help="Seconds to wait if another run holds the home.")
     ] = 0.0,
     home: HomeOpt = None,
     landing: LandingOpt = None,

@@ -503,7 +503,8 @@ Built by accesswatch {summary["code_version"]} at {summary["generated_at"]}.
 All learner data here is pseudonymised: `learner_pid` and `uln_block_pid` are keyed
 pseudonyms of the ULN, ages replace dates of birth and postcode areas replace postcodes.
 No ULN, date of birth or postcode is in this pack. In the CSV files, text a spreadsheet
-would run as a formula (starting `=`, `+`, `-` or `@`) has a leading apostrophe.
+would run as a formula (starting `=`, `+`, `-`, `@`, a tab or a carriage return) has a
+leading apostrophe.
 
 ## Checking that nothing changed
 

@@ -41,7 +41,7 @@ OSC8 = "\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\"
 ORG_NAME = f'=HYPERLINK("http://evil.example","y") [/] {ESC_CLEAR}{OSC8} \u202eegelloC'
 RESEARCH = "@SUM(1)[/]"  # an org id: markup and a formula
 RESEARCH_NAME = "-2+3 Research \x9b31m"  # a formula and a C1 CSI
-USER = f"+cmd|' /C calc'!A0 [/bold]{ESC_CLEAR}amy"
+USER = f"+cmd|' /C calc'!A0 [/bold]{ESC_CLEAR}:warning:amy"  # :x: is no emoji
 FILE = f"x[@click=(]y{ESC_CLEAR}.csv"
 NOTE = f"asked [/b]{OSC8} \u202eok"
 ANALYST = f"ana[/]{ESC_CLEAR}"
