@@ -715,10 +715,22 @@ def _num(value: float | None) -> str:
 @app.command("evaluate")
 def evaluate_cmd(
     world: Annotated[
-        Path | None, typer.Option("--world", help="A generated world: runs the whole job on it.")
+        Path | None,
+        typer.Option(
+            "--world",
+            exists=True,
+            file_okay=False,
+            help="A generated world: runs the whole job on it.",
+        ),
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="labels.csv for an already processed home.")
+        Path | None,
+        typer.Option(
+            "--labels",
+            exists=True,
+            dir_okay=False,
+            help="labels.csv for an already processed home.",
+        ),
     ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the figures as Markdown here.")
