@@ -9,7 +9,9 @@ from an evidence folder.
 
 Everything that comes from the logs or the register (org names, user names, user agents,
 event ids, file names, notes) is text to the report: the template autoescapes it and the
-SVG builders escape every string they write.
+SVG builders escape every string they write. Control and bidi characters in it are shown
+as escapes (``\\x1b``, ``\\u202e``, :func:`pipeline.safe_text.visible`): a right-to-left
+override would otherwise make a name read backwards.
 
 The body of the page (between :data:`BODY_BEGIN` and :data:`BODY_END`) is hashed with
 SHA-256 and the hash is printed in the footer (:func:`body_hash` recomputes it), so a copy
@@ -44,6 +46,7 @@ from detectors.rules import load_config
 from pipeline.lake import partition_dir
 from pipeline.profile import FEATURES, WINDOW_DAYS, Kind, format_value
 from pipeline.rank import TIMELINE_DAYS, explain, suspects
+from pipeline.safe_text import visible
 from pipeline.sql import sql
 from pipeline.summary import day_summary
 from pipeline.version import code_version
@@ -168,7 +171,15 @@ class ReportData:
 
 
 def _e(value: object) -> str:
-    return str(escape(str(value)))
+    return str(escape(visible(value)))
+
+
+def _shown(value: object) -> object:
+    """Jinja's ``finalize``: data text made visible before it is autoescaped (markup we
+    built, such as the SVG charts, is left as it is)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value, newlines=True)
+    return value
 
 
 def _num(x: float) -> str:
@@ -536,6 +547,7 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
+        finalize=_shown,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from pipeline.evidence import MANIFEST, build_pack, verify_pack
 from pipeline.ingest import ingest
@@ -245,8 +246,11 @@ def test_report_out_a_folder_writes_the_day_inside_it(hostile: Hostile, tmp_path
     out = run("report", "--day", DAY.isoformat(), "--out", str(tmp_path),
               *_home(hostile.settings))  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / f"{DAY}.html").is_file()
     assert f"wrote {tmp_path / f'{DAY}.html'}" in out.stdout
+    html = (tmp_path / f"{DAY}.html").read_text(encoding="utf-8")
+    for raw in ("\x1b", "\x9b", "\u202e"):
+        assert raw not in html  # shown as escapes: a bidi override would reverse the name
+    assert str(escape(visible(ORG_NAME))) in html
 
 
 @pytest.mark.parametrize(
