@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 import typer.core
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from pipeline.safe_text import console as make_console
+from pipeline.safe_text import csv_cell, line, markup, text, visible
 from schemas.flows import JobPaths, RunResult
 from schemas.settings import Settings, load_settings
 
@@ -32,7 +32,7 @@ class _Group(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except HomeBusy as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            err.print(line(("error:", "bold red"), " ", str(e)))
             raise typer.Exit(2) from None
 
 
@@ -46,8 +46,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console()
-err = Console(stderr=True)
+# Every data string printed goes through pipeline/safe_text.py: ``text``/``line`` (never
+# parsed as markup) or ``markup`` (escaped) - names, file names and notes may hold "[/]",
+# ESC sequences or bidi overrides.
+console = make_console()
+err = make_console(stderr=True)
 
 HomeOpt = Annotated[
     Path | None,
@@ -79,8 +82,15 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``message`` (plain text, never markup: it may quote data) and exit."""
+    err.print(line(("error:", "bold red"), " ", text(message, newlines=True)))
     raise typer.Exit(code)
+
+
+def _write_error(e: OSError, path: Path | str) -> str:
+    """One line for an output path that cannot be written (missing folder, read-only,
+    full disk), naming the path."""
+    return f"cannot write {e.filename or path}: {e.strerror or e}"
 
 
 @config_app.command("show")
@@ -132,8 +142,8 @@ def ingest_cmd(
             d.status.value
         ]
         table.add_row(
-            d.source_file,
-            f"[{colour}]{d.status.value}[/]",
+            text(d.source_file),
+            text(d.status.value, colour),
             f"{d.rows_read:,}",
             f"{d.rows_written:,}",
             f"{d.duplicates:,}",
@@ -142,10 +152,11 @@ def ingest_cmd(
         )
     console.print(table)
     for d in report.missing:
-        err.print(f"[bold yellow]WARNING: missing[/] {d.source} {d.delivery_day}: "
-                  f"{escape(d.reason)}", highlight=False)  # fmt: skip
+        err.print(
+            line(("WARNING: missing", "bold yellow"), f" {d.source} {d.delivery_day}: ", d.reason)
+        )
     for d in report.refused:
-        err.print(f"[bold red]refused[/] {d.source_file}: {d.reason}", highlight=False)
+        err.print(line(("refused", "bold red"), " ", d.source_file, ": ", d.reason))
     if report.refused:
         raise typer.Exit(1)
 
@@ -171,8 +182,11 @@ def load_reference_cmd(
         return
     for r in reports:
         console.print(
-            f"{r.source_file}: {r.rows_read:,} read, {r.rows_written:,} loaded, "
-            f"{r.duplicates:,} duplicates, {r.quarantined:,} quarantined"
+            line(
+                r.source_file,
+                f": {r.rows_read:,} read, {r.rows_written:,} loaded, "
+                f"{r.duplicates:,} duplicates, {r.quarantined:,} quarantined",
+            )
         )
 
 
@@ -212,16 +226,22 @@ def generate_cmd(
     except ValueError as e:
         _fail(str(e))
         return
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("generating days", total=days)
-        summary = generate_world(
-            out, config, progress=lambda done, _: bar.update(task, completed=done)
-        )
+    try:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("generating days", total=days)
+            summary = generate_world(
+                out, config, progress=lambda done, _: bar.update(task, completed=done)
+            )
+    except OSError as e:
+        _fail(_write_error(e, out))
+        return
     console.print(
-        f"wrote {summary.orgs:,} organisations, {summary.lrs_events:,} LRS and "
-        f"{summary.npd_events:,} NPD events over {summary.days} days to {out}/landing; "
-        f"{summary.malformed_rows:,} malformed rows, {summary.duplicate_rows:,} duplicates; "
-        f"answers in {out}/truth"
+        line(
+            f"wrote {summary.orgs:,} organisations, {summary.lrs_events:,} LRS and "
+            f"{summary.npd_events:,} NPD events over {summary.days} days to {out}/landing; "
+            f"{summary.malformed_rows:,} malformed rows, {summary.duplicate_rows:,} "
+            f"duplicates; answers in {out}/truth"
+        )
     )
 
 
@@ -314,7 +334,7 @@ def _run_result(state: Any) -> RunResult:
 
 def _print_run(result: RunResult, seconds: float, max_rows: int = 60) -> None:
     title = f"{result.flow} {result.start} .. {result.end} (code {result.code_version})"
-    table = Table(title=title)
+    table = Table(title=text(title))
     for col in ("day", "ingest", "scoring", "events in", "quarantined", "late", "suspects",
                 "top (score)", "note"):  # fmt: skip
         table.add_column(col, justify="right" if col in ("events in", "quarantined", "late",
@@ -332,8 +352,8 @@ def _print_run(result: RunResult, seconds: float, max_rows: int = 60) -> None:
             f"{s.quarantined:,}" if s else "-",
             f"{s.late_events:,}" if s else "-",
             f"{s.suspects:,}" if s else "-",
-            top,
-            d.reason.strip("; "),
+            text(top),
+            text(d.reason.strip("; ")),
             style="red" if d.failed else None,
         )
     if len(shown) < len(days):
@@ -447,7 +467,7 @@ def nightly_cmd(
     outcome = _run_result(state)
     _print_run(outcome, outcome.seconds)
     if outcome.failed:
-        err.print(f"[bold red]nightly failed:[/] {state.message}", highlight=False)
+        err.print(line(("nightly failed:", "bold red"), " ", str(state.message)))
         raise typer.Exit(1)
 
 
@@ -477,7 +497,7 @@ def serve_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    top: Annotated[int, typer.Option("--top", help="How many suspects to print.")] = 20,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many suspects to print.")] = 20,
     workers: WorkersOpt = None,
     home: HomeOpt = None,
     landing: LandingOpt = None,
@@ -573,7 +593,7 @@ def detect_cmd(
 @app.command("suspects")
 def suspects_cmd(
     day: DayOpt,
-    top: Annotated[int, typer.Option("--top", help="How many to list.")] = 20,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many to list.")] = 20,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
     by: Annotated[By, typer.Option("--by", help="Rank organisations or accounts.")] = By.org,
     home: HomeOpt = None,
@@ -610,18 +630,24 @@ def _print_csv(rows: list[Suspect]) -> None:
         writer.writerow(
             [
                 r.rank,
-                r.org_id,
-                r.org_name,
-                r.org_type,
-                r.user_name or "",
+                _cell(r.org_id),
+                _cell(r.org_name),
+                _cell(r.org_type),
+                _cell(r.user_name or ""),
                 f"{r.score:.1f}",
-                ";".join(r.rules),
-                " | ".join(x.text for x in r.reasons),
-                ";".join(f"{a.user_name}:{a.share:.0%}" for a in r.accounts),
+                _cell(";".join(r.rules)),
+                _cell(" | ".join(x.text for x in r.reasons)),
+                _cell(";".join(f"{a.user_name}:{a.share:.0%}" for a in r.accounts)),
                 r.first_flagged.isoformat(),
-                r.triage_status,
+                _cell(r.triage_status),
             ]
         )
+
+
+def _cell(value: str) -> str:
+    """A text cell of the CSV: formulas neutralised, and controls shown as escapes (the
+    CSV may be read on a terminal). Rank, score and day are ours: numbers and dates."""
+    return csv_cell(visible(value))
 
 
 TRIAGE_STYLE = {
@@ -636,25 +662,23 @@ TRIAGE_STYLE = {
 
 
 def _print_suspects(rows: list[Suspect], by: By) -> None:
-    from rich.markup import escape
-
     table = Table(show_lines=True)
     for col in ("#", "organisation", "score", "rules", "reasons", "accounts", "flagged / triage"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        who = f"{r.org_id} {escape(r.org_name)}\n[dim]{r.org_type}[/]"
+        who = f"{markup(r.org_id)} {markup(r.org_name)}\n[dim]{markup(r.org_type)}[/]"
         if by is By.account and r.user_name:
-            who += f"\naccount [bold]{escape(r.user_name)}[/]"
-        status = f"[{TRIAGE_STYLE.get(r.triage_status, '')}]{r.triage_status}[/]"
+            who += f"\naccount [bold]{markup(r.user_name)}[/]"
+        status = f"[{TRIAGE_STYLE.get(r.triage_status, '')}]{markup(r.triage_status)}[/]"
         if r.triage_detail:
-            status += f"\n[dim]{escape(r.triage_detail)}[/]"
+            status += f"\n[dim]{markup(r.triage_detail)}[/]"
         table.add_row(
             f"{r.rank}\npinned" if r.pinned else str(r.rank),
             who,
             f"{r.score:.0f}",
-            "\n".join(r.rules) or "-",
-            "\n".join(f"- {escape(x.text)}" for x in r.reasons) or "-",
-            "\n".join(f"{escape(a.user_name)} {a.share:.0%}" for a in r.accounts) or "-",
+            markup("\n".join(r.rules) or "-"),
+            "\n".join(f"- {markup(x.text)}" for x in r.reasons) or "-",
+            "\n".join(f"{markup(a.user_name)} {a.share:.0%}" for a in r.accounts) or "-",
             f"{r.first_flagged}\n{status}",
         )
     console.print(table)
@@ -682,62 +706,56 @@ def explain_cmd(
     except TriageFileError as e:
         _fail(str(e))
         return
-    if fmt is Format.json:
-        print(ex.model_dump_json(indent=2))
+    if fmt is Format.json:  # json.dumps writes every non-ASCII character as \uXXXX
+        print(json.dumps(ex.model_dump(mode="json"), indent=2))
         return
     rank = f"rank {ex.rank}" if ex.rank else "unranked"
     console.print(
-        f"[bold]{ex.org_id} {ex.org_name}[/] ({ex.org_type}, peers: {ex.peer_group}) on "
+        f"[bold]{markup(ex.org_id)} {markup(ex.org_name)}[/] ({markup(ex.org_type)}, peers: "
+        f"{markup(ex.peer_group)}) on "
         f"{ex.day}: score {ex.score:.0f}, {rank}",
         highlight=False,
     )
     if ex.triage_status:
         detail = f" - {ex.triage_detail}" if ex.triage_detail else ""
         console.print(
-            f"triage: [{TRIAGE_STYLE.get(ex.triage_status, '')}]{ex.triage_status}[/]"
-            f"{_escape(detail)}",
+            f"triage: [{TRIAGE_STYLE.get(ex.triage_status, '')}]{markup(ex.triage_status)}[/]"
+            f"{markup(detail)}",
             highlight=False,
         )
     for reason in ex.reasons:
-        console.print(f"  - {reason.text}", highlight=False)
-    for text in ex.explanations:
-        console.print(f"  [green]explained[/] {_escape(text)}", highlight=False)
+        console.print(line("  - ", reason.text), highlight=False)
+    for explained in ex.explanations:
+        console.print(line("  ", ("explained", "green"), " ", explained), highlight=False)
     features = Table(title="features against peers")
     for col in ("feature", "value", "peer median", "peer z", "meaning"):
         features.add_column(col, overflow="fold")
     for f in ex.features:
         features.add_row(
-            f.feature,
-            _num(f.value),
-            _num(f.peer_median),
-            _num(f.peer_z),
-            f.text,
+            text(f.feature), _num(f.value), _num(f.peer_median), _num(f.peer_z), text(f.text)
         )
     console.print(features)
     timeline = " ".join(f"{p.day:%d %b}:{p.score:.0f}" for p in ex.timeline)
     console.print(f"[bold]score timeline[/] {timeline}", highlight=False)
     for hit in ex.rule_hits:
         console.print(
-            f"[bold]{hit.rule_id}[/] ({hit.severity}) {hit.message or hit.description}",
+            f"[bold]{markup(hit.rule_id)}[/] ({markup(hit.severity)}) "
+            f"{markup(hit.message or hit.description)}",
             highlight=False,
         )
         counts = ", ".join(f"{k} {v:,.0f}" for k, v in hit.evidence.counts.items())
         if counts:
-            console.print(f"    counts: {counts}", highlight=False)
+            console.print(line(f"    counts: {counts}"), highlight=False)
         for ex_event in hit.evidence.examples:
             console.print(
-                f"    {ex_event.occurred_at:%Y-%m-%d %H:%M} {ex_event.user_name} "
-                f"{ex_event.operation} learner {ex_event.learner_pid or '-'} "
-                f"(event {ex_event.event_id})",
+                line(
+                    f"    {ex_event.occurred_at:%Y-%m-%d %H:%M} {ex_event.user_name} "
+                    f"{ex_event.operation} learner {ex_event.learner_pid or '-'} "
+                    f"(event {ex_event.event_id})"
+                ),
                 highlight=False,
             )
     _print_verdicts(ex.verdicts)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _print_verdicts(verdicts: list[TriageDecision]) -> None:
@@ -757,10 +775,22 @@ def _num(value: float | None) -> str:
 @app.command("evaluate")
 def evaluate_cmd(
     world: Annotated[
-        Path | None, typer.Option("--world", help="A generated world: runs the whole job on it.")
+        Path | None,
+        typer.Option(
+            "--world",
+            exists=True,
+            file_okay=False,
+            help="A generated world: runs the whole job on it.",
+        ),
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option("--labels", help="labels.csv for an already processed home.")
+        Path | None,
+        typer.Option(
+            "--labels",
+            exists=True,
+            dir_okay=False,
+            help="labels.csv for an already processed home.",
+        ),
     ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the figures as Markdown here.")
@@ -790,7 +820,7 @@ def evaluate_cmd(
             task = bar.add_task("ingest, profile and detect", total=None)
             run_landing(settings, progress=lambda d, i, n: bar.update(task, completed=i, total=n))
     results = evaluate_home(settings, labels)
-    table = Table(title=f"evaluation against {labels}")
+    table = Table(title=text(f"evaluation against {labels}"))
     table.add_column("method")
     for k in results[0].precision:
         table.add_column(f"P@{k}", justify="right")
@@ -801,7 +831,7 @@ def evaluate_cmd(
     table.add_column("max decoys top 20", justify="right")
     for m in results:
         table.add_row(
-            m.method,
+            text(m.method),
             *[f"{v:.2f}" for v in m.precision.values()],
             *[f"{v:.2f}" for v in m.recall.values()],
             f"{m.detected}/{len(m.labels)}",
@@ -823,26 +853,29 @@ def evaluate_cmd(
         detail.add_column(col, overflow="fold")
     for lab in ours.labels:
         detail.add_row(
-            lab.org_id,
-            lab.scenario,
+            text(lab.org_id),
+            text(lab.scenario),
             str(lab.start_date),
             _num(lab.best_rank),
             _num(lab.days_to_detect),
-            lab.top_reason or "-",
+            text(lab.top_reason or "-"),
             {True: "yes", False: "no", None: "-"}[lab.reason_matches],
         )
     console.print(detail)
     if report is not None:
         command = "accesswatch " + shlex.join(sys.argv[1:])
-        write_markdown(report, results, labels, command)
-        console.print(f"wrote {report}")
+        try:
+            write_markdown(report, results, labels, command)
+        except OSError as e:
+            _fail(_write_error(e, report))
+        console.print(line(f"wrote {report}"))
 
 
-def _parse_day(text: str) -> date:
+def _parse_day(value: str) -> date:
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(value)
     except ValueError:
-        _fail(f"not a date (YYYY-MM-DD): {text!r}")
+        _fail(f"not a date (YYYY-MM-DD): {value!r}")
         raise
 
 
@@ -856,5 +889,21 @@ def _register_analyst_commands() -> None:
 
 _register_analyst_commands()
 
+
+def main() -> None:
+    """The console entry point: the app, and a reader that went away (``| head``) ends
+    quietly instead of in a BrokenPipeError traceback."""
+    import os
+    import sys
+
+    try:
+        app()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit: point it at devnull.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -7,14 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from pipeline.safe_text import console as make_console
+from pipeline.safe_text import line, text
+
+# Data (org ids, paths, zip entry names, notes) is printed through pipeline/safe_text.py.
+console = make_console(soft_wrap=True)
+err = make_console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``message`` (plain text, never markup: it may quote data) and exit."""
+    err.print(line(("error:", "bold red"), " ", text(message, newlines=True)))
     raise typer.Exit(code)
 
 
@@ -77,6 +81,8 @@ def evidence_cmd(
 def _build(
     org: str, day_text: str, out: Path, max_events: int | None, home: Path | None, cfg: Path | None
 ) -> None:
+    from pydantic import ValidationError
+
     from pipeline.evidence import PackExistsError, build_pack
     from schemas.evidence import EvidenceConfig
     from schemas.settings import load_settings
@@ -91,25 +97,34 @@ def _build(
     except Exception as e:  # pydantic ValidationError or a missing file: both user errors
         _fail(f"invalid settings: {e}")
         return
-    evidence = EvidenceConfig(**({"max_events": max_events} if max_events else {}))
+    try:
+        evidence = EvidenceConfig(**({"max_events": max_events} if max_events else {}))
+    except ValidationError as e:
+        _fail(f"--max-events: {e.errors()[0]['msg']}")
+        return
     try:
         report = build_pack(settings, org, day, out, evidence=evidence)
     except PackExistsError as e:
         _fail(str(e))
+        return
+    except OSError as e:  # a missing, read-only or full output folder
+        _fail(f"cannot write the pack {out}: {e.strerror or e} ({e.filename or out})")
         return
     except LookupError as e:  # an unknown organisation, or a day not detected yet
         _fail(str(e.args[0]) if e.args else str(e))
         return
     verdicts = "unavailable" if report.verdicts is None else str(report.verdicts)
     console.print(
-        f"evidence pack for {report.org_id} on {report.day}: {report.folder} and "
-        f"{report.zip_path} ({len(report.files)} files; {report.lrs_events:,} LRS events, "
-        f"{report.npd_events:,} NPD queries; verdicts: {verdicts})",
+        line(
+            f"evidence pack for {report.org_id} on {report.day}: {report.folder} and "
+            f"{report.zip_path} ({len(report.files)} files; {report.lrs_events:,} LRS events, "
+            f"{report.npd_events:,} NPD queries; verdicts: {verdicts})"
+        ),
         highlight=False,
     )
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False)
-    console.print(f"fingerprint (SHA-256 of manifest.json): {report.manifest_sha256}")
+        console.print(line(f"note: {note}"), highlight=False)
+    console.print(line(f"fingerprint (SHA-256 of manifest.json): {report.manifest_sha256}"))
 
 
 def _verify(path: Path, expect: str | None) -> None:
@@ -122,16 +137,20 @@ def _verify(path: Path, expect: str | None) -> None:
         ("not in the manifest", result.unexpected),
     ):
         for name in names:
-            err.print(f"[bold red]{label}:[/] {name}", highlight=False)
+            err.print(line((f"{label}:", "bold red"), " ", name), highlight=False)
     for problem in result.problems:
-        err.print(f"[bold red]problem:[/] {problem}", highlight=False)
+        err.print(
+            line(("problem:", "bold red"), " ", text(problem, newlines=True)), highlight=False
+        )
     if not result.ok:
-        err.print(f"[bold red]NOT VERIFIED[/] {path}", highlight=False)
+        err.print(line(("NOT VERIFIED", "bold red"), " ", str(path)), highlight=False)
         raise typer.Exit(1)
     matched = " (matches the expected fingerprint)" if result.expected_sha256 else ""
     console.print(
-        f"verified {path}: {result.checked} files match manifest.json; fingerprint "
-        f"{result.manifest_sha256}{matched}",
+        line(
+            f"verified {path}: {result.checked} files match manifest.json; fingerprint "
+            f"{result.manifest_sha256}{matched}"
+        ),
         highlight=False,
     )
     if not result.expected_sha256:

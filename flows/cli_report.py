@@ -12,13 +12,18 @@ def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
     # flows.cli is complete up to the call of this function: its helpers can be imported.
     from flows.cli import ConfigOpt, DayOpt, HomeOpt, _fail, _parse_day, _settings, console
+    from pipeline.safe_text import line
 
     @app.command("report")
     def report_cmd(
         day: DayOpt,
         out: Annotated[
             Path | None,
-            typer.Option("--out", help="HTML file to write (default: <home>/reports/<day>.html)."),
+            typer.Option(
+                "--out",
+                help="HTML file to write, or an existing folder to write <day>.html in "
+                "(default: <home>/reports/<day>.html). Its folder must exist.",
+            ),
         ] = None,
         top: Annotated[
             int, typer.Option("--top", min=1, help="Suspects in the list and as cards.")
@@ -29,13 +34,13 @@ def register(app: typer.Typer) -> None:
         """Write the self-contained HTML report of a day: ranked list, a card per suspect
         with reasons and charts, data quality and run metadata. Opens offline."""
         from pipeline.rank import NotProfiledError
-        from pipeline.report import stated_hash, write_report
+        from pipeline.report import ReportPathError, stated_hash, write_report
 
         settings = _settings(config, home=home)
         try:
             path = write_report(settings, _parse_day(day), out, top=top)
-        except NotProfiledError as e:
+        except (NotProfiledError, ReportPathError) as e:
             _fail(str(e))
             return
         digest = stated_hash(path.read_text(encoding="utf-8"))
-        console.print(f"wrote {path} (body sha256 {digest})", highlight=False, soft_wrap=True)
+        console.print(line(f"wrote {path} (body sha256 {digest})"), highlight=False, soft_wrap=True)

@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from pipeline.safe_text import console as make_console
+from pipeline.safe_text import line, markup, text
 from schemas.triage import TriageDecision, Verdict
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
 
-console = Console()
-err = Console(stderr=True)
+console = make_console()  # data is printed through pipeline/safe_text.py, as in flows/cli.py
+err = make_console(stderr=True)
 
 
 class ListFormat(StrEnum):
@@ -32,7 +32,7 @@ class ListFormat(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(line(("error:", "bold red"), " ", text(message, newlines=True)))
     raise typer.Exit(code)
 
 
@@ -63,14 +63,14 @@ def decisions_table(
     for d in rows:
         table.add_row(
             f"{d.decided_at:%Y-%m-%d %H:%M:%S}",
-            *([d.org_id] if show_org else []),
-            f"[{VERDICT_STYLE.get(d.verdict.value, '')}]{d.verdict.value}[/]",
-            escape(d.analyst),
+            *([text(d.org_id)] if show_org else []),
+            text(d.verdict.value, VERDICT_STYLE.get(d.verdict.value, "")),
+            text(d.analyst),
             str(d.day or "-"),
             str(d.until or "-"),
             "-" if d.score_at_decision is None else f"{d.score_at_decision:.2f}",
-            ", ".join(d.rules_at_decision) or "-",
-            escape(d.note),
+            text(", ".join(d.rules_at_decision) or "-"),
+            text(d.note, newlines=True),
         )
     return table
 
@@ -168,7 +168,7 @@ def _list(settings: Settings, org: str | None, fmt: ListFormat) -> None:
         print(json.dumps([d.model_dump(mode="json") for d in rows], indent=2))
         return
     if not rows:
-        console.print(f"no verdicts{f' on {org}' if org else ''} in {settings.home}")
+        console.print(line(f"no verdicts{f' on {org}' if org else ''} in {settings.home}"))
         return
     console.print(decisions_table(rows))
 
@@ -201,14 +201,15 @@ def _record(
     else:
         against = "the latest list" if busy else "no ranked list yet"
     console.print(
-        f"recorded {d.decision_id}: {d.org_id} [bold]{d.verdict.value}[/] by {escape(d.analyst)}, "
-        f"against {against}" + (f", until {d.until}" if d.until else ""),
+        f"recorded {markup(d.decision_id)}: {markup(d.org_id)} [bold]{d.verdict.value}[/] by "
+        f"{markup(d.analyst)}, against {against}" + (f", until {d.until}" if d.until else ""),
         highlight=False,
     )
     if d.score_at_decision is not None:
         rules = ", ".join(d.rules_at_decision) or "none"
         console.print(
-            f"score at the verdict {d.score_at_decision:.2f}; rules {rules}", highlight=False
+            line(f"score at the verdict {d.score_at_decision:.2f}; rules {rules}"),
+            highlight=False,
         )
     elif busy:
         err.print(

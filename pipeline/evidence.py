@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -54,6 +57,7 @@ from detectors.rules import load_config
 from pipeline.lake import partition_dir
 from pipeline.profile import FEATURES, Feature, model_features, read_features
 from pipeline.rank import NotProfiledError, explain
+from pipeline.safe_text import neutralise_frame as _neutralise
 from pipeline.sql import define_npd_checks, sql
 from pipeline.version import REPO, code_version
 from pipeline.warehouse import connect
@@ -65,6 +69,7 @@ from schemas.evidence import (
     ManifestEntry,
     PackReport,
     Verification,
+    VerifyLimits,
 )
 from schemas.settings import Settings
 
@@ -79,7 +84,6 @@ NPD_CHECKS = (
     "beyond_sensitivity",
     "above_max_rows",
 )
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
 _LIBRARIES = ("polars", "duckdb", "numpy", "scikit-learn", "pyod", "pyarrow", "pydantic")
 
 
@@ -211,18 +215,6 @@ def _key_features() -> list[Feature]:
 def _rule_days(rule: RuleConfig) -> int:
     """The window a rule reads: 1 day when its main feature is a 1-day feature, else 7."""
     return 1 if "_1d" in rule.feature else 7
-
-
-def _neutralise(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text a spreadsheet would run as a formula gets a leading apostrophe (CSV only)."""
-    return frame.with_columns(
-        pl.when(pl.col(c).str.contains(_FORMULA.pattern))
-        .then(pl.lit("'") + pl.col(c))
-        .otherwise(pl.col(c))
-        .alias(c)
-        for c, t in frame.schema.items()
-        if t == pl.String
-    )
 
 
 def _keep(frame: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, bool]:
@@ -511,7 +503,8 @@ Built by accesswatch {summary["code_version"]} at {summary["generated_at"]}.
 All learner data here is pseudonymised: `learner_pid` and `uln_block_pid` are keyed
 pseudonyms of the ULN, ages replace dates of birth and postcode areas replace postcodes.
 No ULN, date of birth or postcode is in this pack. In the CSV files, text a spreadsheet
-would run as a formula (starting `=`, `+`, `-` or `@`) has a leading apostrophe.
+would run as a formula (starting `=`, `+`, `-`, `@`, a tab or a carriage return) has a
+leading apostrophe.
 
 ## Checking that nothing changed
 
@@ -696,48 +689,233 @@ def _write(out: Path, zip_path: Path, contents: dict[str, bytes], when: datetime
 # --- Verifying a pack ---------------------------------------------------------------------
 
 
+_CHUNK = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_S_IFMT, _S_IFLNK, _S_IFREG, _S_IFDIR = 0o170000, 0o120000, 0o100000, 0o040000
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why a member name (relative, ``/``-separated) could write or read outside its pack
+    when extracted, or None when it is safe."""
+    if not name:
+        return "an empty name"
+    if "\x00" in name:
+        return "a NUL byte in the name"
+    if name.startswith("/"):
+        return "an absolute path"
+    if _DRIVE.match(name):
+        return "a drive letter (an absolute Windows path)"
+    if "\\" in name:
+        return "a backslash (a Windows path separator)"
+    if ".." in name.split("/"):
+        return "'..' (climbs out of the pack)"
+    return None
+
+
 def _safe(name: str) -> bool:
-    p = Path(name)
-    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+    return _unsafe_name(name) is None
 
 
-def _read_pack(path: Path) -> dict[str, bytes]:
-    """Every file of a pack folder or zip, by its path relative to the pack."""
-    if path.is_dir():
-        return {
-            p.relative_to(path).as_posix(): p.read_bytes()
-            for p in sorted(path.rglob("*"))
-            if p.is_file()
-        }
-    with zipfile.ZipFile(path) as z:
-        names = [n for n in z.namelist() if not n.endswith("/")]
-        tops = {n.split("/", 1)[0] for n in names}
-        strip = len(tops) == 1 and all("/" in n for n in names)
-        return {(n.split("/", 1)[1] if strip else n): z.read(n) for n in names}
+class _Member:
+    """One file of a pack to hash: where it is and how to open it."""
+
+    def __init__(self, name: str, size: int, opener: Any) -> None:
+        self.name, self.size, self.open = name, size, opener
 
 
-def verify_pack(path: Path, expected_sha256: str | None = None) -> Verification:
+class _TooBig(Exception):
+    pass
+
+
+def _digest(member: _Member, cap: int) -> tuple[int, str]:
+    """Size and SHA-256 of ``member``, read in chunks; stops after ``cap`` bytes (the size
+    returned is then ``cap + 1``: more than anything allowed, so it shows as changed)."""
+    h = hashlib.sha256()
+    n = 0
+    with member.open() as f:
+        while chunk := f.read(min(_CHUNK, cap + 1 - n)):
+            n += len(chunk)
+            if n > cap:
+                raise _TooBig
+            h.update(chunk)
+    return n, h.hexdigest()
+
+
+def _folder_members(path: Path, limits: VerifyLimits, problems: list[str]) -> list[_Member]:
+    """Every regular file under the pack folder; symlinks and special files are problems
+    (never followed or opened: a FIFO would block, a link would read outside the pack)."""
+    members: list[_Member] = []
+    count = total = 0
+    for root, dirs, files in os.walk(path, followlinks=False):
+        for entry in sorted(dirs) + sorted(files):
+            full = Path(root) / entry
+            rel = full.relative_to(path).as_posix()
+            count += 1
+            if count > limits.max_members:
+                problems.append(f"more than {limits.max_members:,} entries in {path}")
+                return members
+            st = full.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                problems.append(f"{rel!r} is a symbolic link")
+            elif stat.S_ISDIR(st.st_mode):
+                continue
+            elif not stat.S_ISREG(st.st_mode):
+                problems.append(f"{rel!r} is not a regular file")
+            elif st.st_size > limits.max_member_bytes:
+                problems.append(
+                    f"{rel!r} is {st.st_size:,} bytes, over the limit of "
+                    f"{limits.max_member_bytes:,}"
+                )
+            else:
+                total += st.st_size
+                members.append(_Member(rel, st.st_size, lambda p=full: p.open("rb")))
+    if total > limits.max_total_bytes:
+        problems.append(
+            f"the files hold {total:,} bytes in all, over the limit of {limits.max_total_bytes:,}"
+        )
+    return members
+
+
+def _zip_members(z: zipfile.ZipFile, limits: VerifyLimits, problems: list[str]) -> list[_Member]:
+    """The file members of a pack zip, named relative to the pack (its one top folder
+    stripped). Problems: unsafe names, symlinks, duplicates (also differing only in case),
+    encrypted or unknown compression, declared sizes over the limits, bomb-like ratios."""
+    infos = z.infolist()
+    if len(infos) > limits.max_members:
+        problems.append(f"{len(infos):,} entries, more than the limit of {limits.max_members:,}")
+        return []
+    files = [i for i in infos if not i.is_dir()]
+    tops = {i.filename.split("/", 1)[0] for i in files}
+    strip = len(tops) == 1 and all("/" in i.filename for i in files)
+    seen: dict[str, str] = {}
+    total = 0
+    members: list[_Member] = []
+    for info in infos:
+        name = info.filename
+        why = _unsafe_name(name)
+        if why is not None:
+            problems.append(f"entry {name!r}: {why}")
+            continue
+        kind = (info.external_attr >> 16) & _S_IFMT
+        if info.create_system == 3 and kind == _S_IFLNK:
+            problems.append(f"entry {name!r} is a symbolic link")
+            continue
+        if info.is_dir():
+            continue
+        rel = name.split("/", 1)[1] if strip else name
+        key = rel.casefold()
+        if key in seen:
+            same = "the same name" if seen[key] == rel else "names differing only in case"
+            problems.append(f"entry {name!r} appears more than once ({same})")
+            continue
+        seen[key] = rel
+        if info.flag_bits & 0x1:
+            problems.append(f"entry {name!r} is encrypted")
+            continue
+        if info.compress_type not in _ZIP_METHODS:
+            problems.append(f"entry {name!r} uses unknown compression {info.compress_type}")
+            continue
+        if info.file_size > limits.max_member_bytes:
+            problems.append(
+                f"entry {name!r} declares {info.file_size:,} bytes, over the limit of "
+                f"{limits.max_member_bytes:,}"
+            )
+            continue
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _CHUNK and ratio > limits.max_ratio:
+            problems.append(
+                f"entry {name!r} inflates {ratio:,.0f} times ({info.compress_size:,} to "
+                f"{info.file_size:,} bytes), over the limit of {limits.max_ratio:,.0f}: "
+                "a zip bomb?"
+            )
+            continue
+        total += info.file_size
+        members.append(_Member(rel, info.file_size, lambda i=info: z.open(i)))
+    if total > limits.max_total_bytes:
+        problems.append(
+            f"the entries declare {total:,} bytes in all, over the limit of "
+            f"{limits.max_total_bytes:,}"
+        )
+    return members
+
+
+_READ_ERRORS = (
+    zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error
+)  # fmt: skip
+"""What reading a damaged zip (bad CRC, truncated or corrupt deflate data) or an unreadable
+file raises: reported as a problem naming the file, never a traceback."""
+
+
+def verify_pack(
+    path: Path, expected_sha256: str | None = None, limits: VerifyLimits | None = None
+) -> Verification:
     """Re-hash a pack (its folder or its zip) against its manifest.
 
     Reports files missing, changed (size or SHA-256) or not in the manifest, and - when
     ``expected_sha256`` is given - whether the manifest itself is the one issued. Without
     it, a consistent pack whose manifest was rewritten cannot be told apart: keep the
     fingerprint outside the pack.
+
+    The pack is untrusted input. Nothing is extracted: each file is hashed as a stream,
+    read no further than its manifest size (plus one byte) and the ``limits``. A pack
+    with an entry that would land outside it when extracted (``..``, an absolute path, a
+    backslash, a drive letter), a symbolic link, a duplicate entry, too many entries or
+    entries larger than the limits (a zip bomb) is refused before anything is hashed:
+    ``problems`` names each such entry.
     """
+    lim = limits or VerifyLimits()
     path = Path(path)
     expected = expected_sha256.strip().lower() if expected_sha256 else None
     result = Verification(path=path, ok=False, expected_sha256=expected)
     if not path.exists():
         result.problems.append(f"{path} does not exist")
         return result
+    z: zipfile.ZipFile | None = None
     try:
-        files = _read_pack(path)
-    except (zipfile.BadZipFile, OSError) as e:
+        if path.is_dir():
+            members = _folder_members(path, lim, result.problems)
+        elif not path.is_file():
+            result.problems.append(f"{path} is neither a pack folder nor a zip file")
+            return result
+        elif path.stat().st_size > lim.max_total_bytes:
+            result.problems.append(
+                f"{path} is {path.stat().st_size:,} bytes, over the limit of "
+                f"{lim.max_total_bytes:,}"
+            )
+            return result
+        else:
+            z = zipfile.ZipFile(path)
+            members = _zip_members(z, lim, result.problems)
+        if result.problems:  # refused before reading anything
+            return result
+        return _check(result, {m.name: m for m in members}, expected, lim)
+    except _READ_ERRORS as e:
         result.problems.append(f"cannot read {path}: {e}")
         return result
-    raw = files.pop(MANIFEST, None)
-    if raw is None:
-        result.problems.append(f"no {MANIFEST} in {path}")
+    finally:
+        if z is not None:
+            z.close()
+
+
+def _check(
+    result: Verification, files: dict[str, _Member], expected: str | None, lim: VerifyLimits
+) -> Verification:
+
+    manifest_member = files.pop(MANIFEST, None)
+    if manifest_member is None:
+        result.problems.append(f"no {MANIFEST} in {result.path}")
+        return result
+    if manifest_member.size > lim.max_manifest_bytes:
+        result.problems.append(
+            f"{MANIFEST} is {manifest_member.size:,} bytes, over the limit of "
+            f"{lim.max_manifest_bytes:,}"
+        )
+        return result
+    with manifest_member.open() as f:
+        raw = f.read(lim.max_manifest_bytes + 1)
+    if len(raw) > lim.max_manifest_bytes:
+        result.problems.append(f"{MANIFEST} is over the limit of {lim.max_manifest_bytes:,}")
         return result
     result.manifest_sha256 = _sha256_bytes(raw)
     try:
@@ -747,14 +925,29 @@ def verify_pack(path: Path, expected_sha256: str | None = None) -> Verification:
         return result
     listed = set()
     for entry in manifest.files:
+        if entry.path in listed:
+            result.problems.append(f"manifest lists {entry.path!r} more than once")
+            continue
         listed.add(entry.path)
         if not _safe(entry.path) or entry.path == MANIFEST:
             result.problems.append(f"manifest lists an invalid path {entry.path!r}")
             continue
-        data = files.get(entry.path)
-        if data is None:
+        member = files.get(entry.path)
+        if member is None:
             result.missing.append(entry.path)
-        elif len(data) != entry.bytes or _sha256_bytes(data) != entry.sha256:
+            continue
+        if member.size != entry.bytes:
+            result.changed.append(entry.path)
+            continue
+        try:  # never past the size the manifest states (checked against the limits)
+            size, digest = _digest(member, entry.bytes)
+        except _TooBig:
+            result.changed.append(entry.path)
+            continue
+        except _READ_ERRORS as e:
+            result.problems.append(f"cannot read {entry.path!r}: {e}")
+            continue
+        if size != entry.bytes or digest != entry.sha256:
             result.changed.append(entry.path)
         else:
             result.checked += 1

@@ -9,7 +9,9 @@ from an evidence folder.
 
 Everything that comes from the logs or the register (org names, user names, user agents,
 event ids, file names, notes) is text to the report: the template autoescapes it and the
-SVG builders escape every string they write.
+SVG builders escape every string they write. Control and bidi characters in it are shown
+as escapes (``\\x1b``, ``\\u202e``, :func:`pipeline.safe_text.visible`): a right-to-left
+override would otherwise make a name read backwards.
 
 The body of the page (between :data:`BODY_BEGIN` and :data:`BODY_END`) is hashed with
 SHA-256 and the hash is printed in the footer (:func:`body_hash` recomputes it), so a copy
@@ -47,6 +49,7 @@ from pipeline.lake import partition_dir
 from pipeline.profile import FEATURES, WINDOW_DAYS, Kind, format_value
 from pipeline.rank import TIMELINE_DAYS, explain, org_directory, suspects
 from pipeline.reference import reference_problems
+from pipeline.safe_text import visible
 from pipeline.sql import sql
 from pipeline.summary import day_summary
 from pipeline.version import code_version
@@ -189,7 +192,15 @@ class ReportData:
 
 
 def _e(value: object) -> str:
-    return str(escape(str(value)))
+    return str(escape(visible(value)))
+
+
+def _shown(value: object) -> object:
+    """Jinja's ``finalize``: data text made visible before it is autoescaped (markup we
+    built, such as the SVG charts, is left as it is)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value, newlines=True)
+    return value
 
 
 def _num(x: float) -> str:
@@ -596,6 +607,7 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
+        finalize=_shown,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -646,15 +658,48 @@ def default_path(settings: Settings, day: date) -> Path:
     return settings.home / "reports" / f"{day.isoformat()}.html"
 
 
-def write_report(settings: Settings, day: date, out: Path | None = None, top: int = 25) -> Path:
-    """Write the report of ``day`` (top ``top`` suspects) to ``out`` (default
-    :func:`default_path`) in one step: readers never see a half-written file.
+class ReportPathError(OSError):
+    """The report cannot be written where asked: its folder does not exist, or it is
+    read-only or full. The message names the file."""
 
-    Raises :class:`pipeline.rank.NotProfiledError` when ``day`` has not been scored.
+
+def report_path(settings: Settings, day: date, out: Path | None = None) -> Path:
+    """The file a report of ``day`` goes to: ``out``; ``<out>/<day>.html`` when ``out`` is
+    an existing folder; :func:`default_path` (its folder made) when ``out`` is None.
+
+    Raises :class:`ReportPathError` when the folder of ``out`` does not exist: a mistyped
+    path is refused rather than created.
     """
+    if out is None:
+        path = default_path(settings, day)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ReportPathError(f"cannot write {path}: {e.strerror or e}") from e
+        return path
+    path = out / f"{day.isoformat()}.html" if out.is_dir() else out
+    if not path.parent.is_dir():
+        raise ReportPathError(f"cannot write {path}: the folder {path.parent} does not exist")
+    return path
+
+
+def write_report(settings: Settings, day: date, out: Path | None = None, top: int = 25) -> Path:
+    """Write the report of ``day`` (top ``top`` suspects) to ``out`` (see
+    :func:`report_path`) in one step: readers never see a half-written file.
+
+    Raises :class:`pipeline.rank.NotProfiledError` when ``day`` has not been scored and
+    :class:`ReportPathError` when the file cannot be written (its folder is checked first).
+    """
+    path = report_path(settings, day, out)
     html = render(collect(settings, day, top))
-    path = out or default_path(settings, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _publish(path, html)
+    except OSError as e:
+        raise ReportPathError(f"cannot write {path}: {e.strerror or e}") from e
+    return path
+
+
+def _publish(path: Path, html: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -664,4 +709,3 @@ def write_report(settings: Settings, day: date, out: Path | None = None, top: in
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path

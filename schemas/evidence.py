@@ -30,6 +30,44 @@ class EvidenceConfig(BaseModel):
     )
 
 
+class VerifyLimits(BaseModel):
+    """What ``evidence --verify`` reads before it refuses a pack (folder or zip) as unsafe.
+
+    A pack from elsewhere is untrusted input: a zip bomb declares small sizes and inflates
+    to gigabytes, so the declared size is checked and every member is also read in a
+    stream that stops at the limit. The defaults hold a pack of the largest
+    ``EvidenceConfig.max_events`` with room to spare.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_members: int = Field(
+        default=1_000, ge=1, le=100_000, description="Most files (and folders) in a pack"
+    )
+    max_member_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1024,
+        le=64 * 1024**3,
+        description="Largest file in a pack, as declared and as read (uncompressed)",
+    )
+    max_total_bytes: int = Field(
+        default=8 * 1024**3,
+        ge=1024,
+        le=256 * 1024**3,
+        description="Most bytes read from all files of a pack together (uncompressed)",
+    )
+    max_manifest_bytes: int = Field(
+        default=16 * 1024**2, ge=1024, le=1024**3, description="Largest manifest.json"
+    )
+    max_ratio: float = Field(
+        default=200.0,
+        gt=1,
+        le=100_000,
+        description="Most a zip member may inflate (uncompressed / compressed bytes) once "
+        "it is larger than 1 MiB (pack files deflate 3 to 20 times; a bomb of zeros ~1,000)",
+    )
+
+
 class ManifestEntry(BaseModel):
     """One file of a pack: its path relative to the pack folder, size and SHA-256."""
 
