@@ -3,7 +3,10 @@
 SELECT md5(
     coalesce((
         SELECT string_agg(
-            concat_ws('|', org_id, ukprn, region, status, status_changed_on), ','
+            -- every field written, NULL as '' (concat_ws would skip it: "a||b" and "a|b|"
+            -- must differ now that optional fields may be empty)
+            concat_ws('|', org_id, coalesce(ukprn, ''), coalesce(region, ''), status,
+                coalesce(status_changed_on::VARCHAR, '')), ','
             ORDER BY org_id
         )
         FROM organisations
@@ -11,8 +14,10 @@ SELECT md5(
     || '#'
     || coalesce((
         SELECT string_agg(
-            concat_ws('|', agreement_ref, org_id, datasets, min_identifiability, max_sensitivity,
-                year_from, year_to, max_rows, valid_from, valid_to), ','
+            concat_ws('|', agreement_ref, org_id, coalesce(datasets, ''),
+                coalesce(min_identifiability::VARCHAR, ''), coalesce(max_sensitivity, ''),
+                coalesce(year_from::VARCHAR, ''), coalesce(year_to::VARCHAR, ''),
+                coalesce(max_rows::VARCHAR, ''), valid_from, valid_to), ','
             ORDER BY agreement_ref
         )
         FROM agreements
