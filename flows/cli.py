@@ -166,20 +166,42 @@ def load_reference_cmd(
     wait: Annotated[
         float, typer.Option("--wait", help="Seconds to wait if another run holds the home.")
     ] = 0.0,
+    allow_bad_rows: Annotated[
+        bool,
+        typer.Option(
+            "--allow-bad-rows",
+            help="Load the good rows when some rows are bad (each bad row is quarantined "
+            "and named in a warning). Without it, any bad row refuses the load (exit 1).",
+        ),
+    ] = False,
     home: HomeOpt = None,
     landing: LandingOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Validate and load reference/organisations.csv and reference/agreements.csv."""
+    """Validate and load reference/organisations.csv and reference/agreements.csv.
+
+    Only the fields the contract requires must have a value (see the README's data
+    contract); a row that breaks the contract refuses the whole load, naming file, line
+    and field, unless --allow-bad-rows is given."""
     from pipeline.lake import HomeBusy
-    from pipeline.reference import ReferenceError, load_reference
+    from pipeline.reference import (
+        BadReferenceRows,
+        ReferenceError,
+        load_reference,
+        reference_problems,
+    )
 
     settings = _settings(config, home=home, landing=landing)
     try:
-        reports = load_reference(settings, lock_wait_seconds=wait)
+        reports = load_reference(settings, lock_wait_seconds=wait, allow_bad_rows=allow_bad_rows)
+    except BadReferenceRows as e:
+        _fail(f"{e}\n(nothing was loaded; fix the rows or use --allow-bad-rows)", code=1)
+        return
     except (ReferenceError, HomeBusy) as e:
         _fail(str(e), code=1)
         return
+    for p in reference_problems(settings) if allow_bad_rows else []:
+        err.print(line(("WARNING: quarantined", "bold yellow"), " ", p.describe()))
     for r in reports:
         console.print(
             line(
@@ -206,12 +228,21 @@ def generate_cmd(
     scenario_scale: Annotated[
         float, typer.Option("--scenario-scale", help="Multiplier on misuse intensities.")
     ] = 1.0,
+    real_feed_quirks: Annotated[
+        bool,
+        typer.Option(
+            "--real-feed-quirks",
+            help="Write what real feeds send: header-only files on quiet days, NPD-only "
+            "organisations with empty learner counts, empty optional register fields, "
+            "callers missing from the register, shuffled and extra columns.",
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic LRS/NPD world: a landing folder plus truth/labels.csv and decoys.csv."""
     from rich.progress import Progress
 
     from pipeline.generate import generate_world
-    from schemas.generate import WorldConfig
+    from schemas.generate import RealFeedQuirks, WorldConfig
 
     try:
         config = WorldConfig(
@@ -222,6 +253,7 @@ def generate_cmd(
             malformed_rate=malformed_rate,
             volume_scale=volume_scale,
             scenario_scale=scenario_scale,
+            real_feed=RealFeedQuirks(enabled=real_feed_quirks),
         )
     except ValueError as e:
         _fail(str(e))

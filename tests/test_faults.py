@@ -290,12 +290,9 @@ def _header_only(path: Path, columns: list[str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
-@pytest.mark.xfail(
-    strict=True, reason="needs readers to accept header-only files (ingest-robust branch)"
-)
 def test_missing_and_quiet_deliveries_are_distinct(tmp_path: Path) -> None:
     """The contract: lrs/D absent is *missing*; npd/D header-only is *committed, 0 rows*;
-    D is scored. Remove the xfail once header-only files are accepted."""
+    D is scored."""
     landing = landing_of(tmp_path, {"lrs": (D1,), "npd": (D1,)})
     _header_only(landing / "npd" / D2 / "npd_queries_quiet.csv.gz", NPD_COLUMNS)
     home = tmp_path / "home"
