@@ -5,8 +5,7 @@ organisations with an empty learner count, register rows with empty optional fie
 shuffled and extra columns, and callers missing from the register. Through the real CLI
 and a real Prefect server: ``load-reference``, ``backfill``, ``nightly``, ``suspects`` and
 ``report`` all exit 0, every day is scored, the NPD-only organisations that called are
-scored, and
-the callers missing from the register are ranked by REG-01 near the top.
+scored, and the callers missing from the register are ranked by REG-01 near the top.
 """
 
 from __future__ import annotations
