@@ -122,7 +122,7 @@ def ingest_cmd(
     Exits 1 when a delivery is refused (its reason is printed); the other files are kept.
     A day without the source's delivery folder is recorded as missing, with a WARNING.
     """
-    from pipeline.ingest import ingest
+    from pipeline.ingest import HomeWriteError, ingest, unexpected_entries
     from pipeline.lake import HomeBusy
 
     settings = _settings(config, home=home, landing=landing)
@@ -131,9 +131,11 @@ def ingest_cmd(
     days = None if all_days else [_parse_day(d) for d in day or []]
     try:
         report = ingest(settings, source.value, days, lock_wait_seconds=wait)
-    except (HomeBusy, FileNotFoundError, ValueError) as e:
+    except (HomeBusy, HomeWriteError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
         return
+    for warning in unexpected_entries(settings.landing, source.value):
+        err.print(line(("WARNING: not read", "bold yellow"), " ", warning))
     table = Table(title=f"ingest {source.value}: run {report.run_id}")
     for col in ("file", "status", "read", "written", "duplicates", "quarantined", "late"):
         table.add_column(col, justify="left" if col in ("file", "status") else "right")
