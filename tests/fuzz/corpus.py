@@ -29,6 +29,7 @@ import duckdb
 import polars as pl
 
 from schemas.events import LrsEvent
+from tests.conftest import lrs_row
 
 COLS = list(LrsEvent.model_fields)
 OPTIONAL = ["uln", "dob", "postcode", "batch_size", "user_agent"]
@@ -63,24 +64,9 @@ class Ctx:
     outside: Path
 
     def row(self, n: object, **overrides: object) -> dict[str, object]:
-        r: dict[str, object] = {
-            "event_id": f"{self.kind}-{n}",
-            "occurred_at": f"{self.day.isoformat()}T10:00:00Z",
-            "ukprn": "10001234",
-            "user_name": "amy.admin",
-            "channel": "webservice",
-            "operation": "learnerByULN",
-            "uln": "1026893096",
-            "dob": "2008-05-01",
-            "postcode": "LS6 2AB",
-            "response_code": "WSRC0004",
-            "result_count": 1,
-            "batch_size": "",
-            "client_ip": "10.0.0.1",
-            "user_agent": "CollegeMIS/4.2",
-        }
-        r.update(overrides)
-        return r
+        row = lrs_row(f"{self.kind}-{n}", occurred_at=f"{self.day.isoformat()}T10:00:00Z")
+        row.update(overrides)  # event_id among them
+        return row
 
     def rows(self, n: int, **overrides: object) -> list[dict[str, object]]:
         return [self.row(i, **overrides) for i in range(n)]
