@@ -710,7 +710,7 @@ def _print_suspects(rows: list[Suspect], by: By) -> None:
             f"{r.rank}\npinned" if r.pinned else str(r.rank),
             who,
             f"{r.score:.0f}",
-            markup("\n".join(r.rules) or "-"),
+            "\n".join(markup(x) for x in r.rules) or "-",
             "\n".join(f"- {markup(x.text)}" for x in r.reasons) or "-",
             "\n".join(f"{markup(a.user_name)} {a.share:.0%}" for a in r.accounts) or "-",
             f"{r.first_flagged}\n{status}",

@@ -360,7 +360,7 @@ class TestServe:
         summary = found[NIGHTLY_SUMMARY_KEY]
         assert "## Refused deliveries" in summary and BROKEN in summary
         assert "## Failed days" in summary and "not scored: its delivery failed" in summary
-        assert "Missing deliveries" in summary and "no npd delivery folder" in summary
+        assert "Missing deliveries" in summary and f"npd {BAD_DAY}: no delivery folder" in summary
         first = ledger(served.home, BAD_DAY)
         assert sorted(status for _f, status, _r in first) == ["committed"] * 5 + ["refused"]
         assert [f for f, status, _r in first if status == "refused"] == [BROKEN]

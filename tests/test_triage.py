@@ -524,7 +524,7 @@ def test_verdicts_change_the_sample_list_end_to_end(sample_home: SampleRun, tmp_
     assert accounts and not any(r.org_id == first for r in accounts)
     assert all(r.triage_status == "misuse" for r in accounts if r.org_id == sixth)
     table = run("suspects", "--day", day, "--top", "5", *h)
-    assert "pinned" in table.stdout and "referred to the DPO" in table.stdout
+    assert "pinned" in table.stdout and "referred to the DPO" in table.stdout, table.stdout
     shown = run("explain", first, "--day", day, *h)
     assert shown.returncode == 0 and "verdict history" in shown.stdout
     assert "MIS supplier's test account" in shown.stdout and "legitimate" in shown.stdout
