@@ -135,7 +135,7 @@ def ingest_cmd(
         _fail(str(e))
         return
     for warning in unexpected_entries(settings.landing, source.value):
-        err.print(line(("WARNING: not read", "bold yellow"), " ", warning))
+        err.print(line(("WARNING:", "bold yellow"), " ", warning))
     table = Table(title=f"ingest {source.value}: run {report.run_id}")
     for col in ("file", "status", "read", "written", "duplicates", "quarantined", "late"):
         table.add_column(col, justify="left" if col in ("file", "status") else "right")
