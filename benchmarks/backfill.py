@@ -69,7 +69,7 @@ GENERATE = """
 import json, sys, time
 from datetime import date
 from pathlib import Path
-from pipeline.generate import generate_world
+from evaluation.generate import generate_world
 from schemas.generate import WorldConfig
 out = Path(sys.argv[1])
 config = WorldConfig(orgs=int(sys.argv[2]), days=int(sys.argv[3]),
@@ -85,9 +85,9 @@ SERIAL = """
 import json, sys, time
 from datetime import date, timedelta
 from pathlib import Path
-from pipeline.ingest import ingest
-from pipeline.reference import load_reference
-from pipeline.run import score_days
+from pipeline.ingest.deliveries import ingest
+from pipeline.ingest.reference import load_reference
+from evaluation.run import score_days
 from schemas.settings import load_settings
 home, landing = Path(sys.argv[1]), Path(sys.argv[2])
 start, n = date.fromisoformat(sys.argv[3]), int(sys.argv[4])
@@ -116,12 +116,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import date, timedelta
 from pathlib import Path
 from flows.schedule import Schedule
-from pipeline.ingest import commit_delivery, new_run_id, prepare_delivery, stage_delivery
-from pipeline.lake import home_lock
-from pipeline.profile import build_profiles
-from pipeline.rank import detect
-from pipeline.reference import load_reference
-from pipeline.summary import day_summary
+from pipeline.ingest.deliveries import commit_delivery, new_run_id, prepare_delivery, stage_delivery
+from pipeline.store.lake import home_lock
+from pipeline.profile.build import build_profiles
+from pipeline.rank.detect import detect
+from pipeline.ingest.reference import load_reference
+from pipeline.outputs.summary import day_summary
 from schemas.settings import load_settings
 home, landing = Path(sys.argv[1]), Path(sys.argv[2])
 start, n = date.fromisoformat(sys.argv[3]), int(sys.argv[4])

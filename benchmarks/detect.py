@@ -29,8 +29,8 @@ RUN = """
 import sys
 from datetime import date
 from pathlib import Path
-from pipeline.profile import build_profiles
-from pipeline.rank import detect
+from pipeline.profile.build import build_profiles
+from pipeline.rank.detect import detect
 from schemas.settings import load_settings
 s = load_settings(home=Path(sys.argv[1]))
 day = date.fromisoformat(sys.argv[2])
@@ -54,9 +54,9 @@ print(f"baseline GROUP BY org: {len(rows):,} groups")
 
 
 def build_home(tmp: Path, last: date) -> Path:
-    from pipeline.generate import generate_world
-    from pipeline.ingest import ingest
-    from pipeline.reference import load_reference
+    from evaluation.generate import generate_world
+    from pipeline.ingest.deliveries import ingest
+    from pipeline.ingest.reference import load_reference
     from schemas.generate import WorldConfig
     from schemas.settings import load_settings
 
@@ -77,7 +77,7 @@ def main() -> None:
     day = date.fromisoformat(args.day)
     with tempfile.TemporaryDirectory(prefix="aw-bench-detect-") as tmp:
         home = args.home or build_home(Path(tmp), day)
-        from pipeline.profile import build_profiles
+        from pipeline.profile.build import build_profiles
         from schemas.settings import load_settings
 
         settings = load_settings(home=home)

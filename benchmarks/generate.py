@@ -24,7 +24,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.generate import generate_world
+from evaluation.generate import generate_world
 from schemas.generate import WorldConfig
 
 

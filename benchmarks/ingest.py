@@ -46,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aw-bench-ingest-") as tmp:
         world = args.world
         if world is None:
-            from pipeline.generate import generate_world
+            from evaluation.generate import generate_world
             from schemas.generate import WorldConfig
 
             world = Path(tmp) / "world"
@@ -68,7 +68,7 @@ def main() -> None:
         run = measure([*cli, "ingest", "--source", "lrs", "--day", args.day, *common], env)
         import polars as pl
 
-        from pipeline.lake import lake_glob
+        from pipeline.store.lake import lake_glob
 
         rows = pl.scan_parquet(lake_glob(home, "lrs")).select(pl.len()).collect().item()
         print(

@@ -11,8 +11,8 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from pipeline.rank import NotProfiledError, suspects
-from pipeline.summary import day_summary
+from pipeline.outputs.summary import day_summary
+from pipeline.rank.detect import NotProfiledError, suspects
 from schemas.flows import DaySummary, JobPaths, RunResult
 
 TOP_SUSPECTS_KEY = "accesswatch-top-suspects"

@@ -13,8 +13,8 @@ import typer
 import typer.core
 from rich.table import Table
 
-from pipeline.safe_text import console as make_console
-from pipeline.safe_text import csv_cell, line, markup, text, visible
+from pipeline.outputs.safe_text import console as make_console
+from pipeline.outputs.safe_text import csv_cell, line, markup, text, visible
 from schemas.flows import JobPaths, RunResult
 from schemas.settings import Settings, load_settings
 
@@ -27,7 +27,7 @@ class _Group(typer.core.TyperGroup):
     """Every command: a home or warehouse busy beyond the wait is one line, exit 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from pipeline.lake import HomeBusy
+        from pipeline.store.lake import HomeBusy
 
         try:
             return super().invoke(ctx)
@@ -46,7 +46,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-# Every data string printed goes through pipeline/safe_text.py: ``text``/``line`` (never
+# Every data string printed goes through pipeline/outputs/safe_text.py: ``text``/``line`` (never
 # parsed as markup) or ``markup`` (escaped) - names, file names and notes may hold "[/]",
 # ESC sequences or bidi overrides.
 console = make_console()
@@ -122,8 +122,8 @@ def ingest_cmd(
     Exits 1 when a delivery is refused (its reason is printed); the other files are kept.
     A day without the source's delivery folder is recorded as missing, with a WARNING.
     """
-    from pipeline.ingest import HomeWriteError, ingest, unexpected_entries
-    from pipeline.lake import HomeBusy
+    from pipeline.ingest.deliveries import HomeWriteError, ingest, unexpected_entries
+    from pipeline.store.lake import HomeBusy
 
     settings = _settings(config, home=home, landing=landing)
     if bool(day) == all_days:
@@ -185,13 +185,13 @@ def load_reference_cmd(
     Only the fields the contract requires must have a value (see the README's data
     contract); a row that breaks the contract refuses the whole load, naming file, line
     and field, unless --allow-bad-rows is given."""
-    from pipeline.lake import HomeBusy
-    from pipeline.reference import (
+    from pipeline.ingest.reference import (
         BadReferenceRows,
         ReferenceError,
         load_reference,
         reference_problems,
     )
+    from pipeline.store.lake import HomeBusy
 
     settings = _settings(config, home=home, landing=landing)
     try:
@@ -243,7 +243,7 @@ def generate_cmd(
     """Write a synthetic LRS/NPD world: a landing folder plus truth/labels.csv and decoys.csv."""
     from rich.progress import Progress
 
-    from pipeline.generate import generate_world
+    from evaluation.generate import generate_world
     from schemas.generate import RealFeedQuirks, WorldConfig
 
     try:
@@ -542,7 +542,7 @@ def demo_cmd(
     Loads reference data, ingests every delivery, then profiles and scores every day.
     `make demo` runs it on the committed sample (data/sample/).
     """
-    from pipeline.rank import suspects
+    from pipeline.rank.detect import suspects
 
     paths = _paths(home, landing, config)
     result = _run_backfill(paths, None, None, workers, None, 0.0)
@@ -577,8 +577,8 @@ def profile_cmd(
 
     A day with no events in the lake and no delivery committed has nothing to profile.
     """
-    from pipeline.profile import build_profiles
-    from pipeline.warehouse import scorable
+    from pipeline.profile.build import build_profiles
+    from pipeline.store.warehouse import scorable
 
     settings = _settings(config, home=home, landing=landing)
     when = _parse_day(day)
@@ -605,7 +605,7 @@ def detect_cmd(
 
     A day with no events in the lake and no delivery committed gets no ranked list.
     """
-    from pipeline.rank import NoEventsError, NotProfiledError, detect
+    from pipeline.rank.detect import NoEventsError, NotProfiledError, detect
 
     settings = _settings(config, home=home, landing=landing)
     try:
@@ -634,8 +634,8 @@ def suspects_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Print the ranked list of suspect organisations (or accounts) as of a day."""
-    from pipeline.rank import NotProfiledError, suspects
-    from pipeline.triage import TriageFileError
+    from pipeline.rank.detect import NotProfiledError, suspects
+    from pipeline.triage.verdicts import TriageFileError
 
     settings = _settings(config, home=home)
     try:
@@ -728,8 +728,8 @@ def explain_cmd(
 ) -> None:
     """Show why an organisation scored as it did: features vs peers, timeline, evidence,
     and the legitimate explanations in force (rules.toml [[explanations]])."""
-    from pipeline.rank import explain
-    from pipeline.triage import TriageFileError
+    from pipeline.rank.detect import explain
+    from pipeline.triage.verdicts import TriageFileError
 
     settings = _settings(config, home=home)
     try:
@@ -838,8 +838,8 @@ def evaluate_cmd(
 
     from rich.progress import Progress
 
-    from pipeline.evaluate import evaluate_home, write_markdown
-    from pipeline.run import run_landing
+    from evaluation.evaluate import evaluate_home, write_markdown
+    from evaluation.run import run_landing
 
     if (world is None) == (labels is None):
         _fail("give either --world DIR or --labels FILE")

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from pipeline.safe_text import console as make_console
-from pipeline.safe_text import line, text
+from pipeline.outputs.safe_text import console as make_console
+from pipeline.outputs.safe_text import line, text
 
-# Data (org ids, paths, zip entry names, notes) is printed through pipeline/safe_text.py.
+# Data (org ids, paths, zip entry names, notes) is printed through pipeline/outputs/safe_text.py.
 console = make_console(soft_wrap=True)
 err = make_console(stderr=True, soft_wrap=True)
 
@@ -83,7 +83,7 @@ def _build(
 ) -> None:
     from pydantic import ValidationError
 
-    from pipeline.evidence import PackExistsError, build_pack
+    from pipeline.outputs.evidence import PackExistsError, build_pack
     from schemas.evidence import EvidenceConfig
     from schemas.settings import load_settings
 
@@ -128,7 +128,7 @@ def _build(
 
 
 def _verify(path: Path, expect: str | None) -> None:
-    from pipeline.evidence import verify_pack
+    from pipeline.outputs.evidence import verify_pack
 
     result = verify_pack(path, expect)
     for label, names in (

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     """Add the command to ``app``."""
     # flows.cli is complete up to the call of this function: its helpers can be imported.
     from flows.cli import ConfigOpt, DayOpt, HomeOpt, _fail, _parse_day, _settings, console
-    from pipeline.safe_text import line
+    from pipeline.outputs.safe_text import line
 
     @app.command("report")
     def report_cmd(
@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the self-contained HTML report of a day: ranked list, a card per suspect
         with reasons and charts, data quality and run metadata. Opens offline."""
-        from pipeline.rank import NotProfiledError
-        from pipeline.report import ReportPathError, stated_hash, write_report
+        from pipeline.outputs.report import ReportPathError, stated_hash, write_report
+        from pipeline.rank.detect import NotProfiledError
 
         settings = _settings(config, home=home)
         try:

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from pipeline.safe_text import console as make_console
-from pipeline.safe_text import line, markup, text
+from pipeline.outputs.safe_text import console as make_console
+from pipeline.outputs.safe_text import line, markup, text
 from schemas.triage import TriageDecision, Verdict
 
 if TYPE_CHECKING:
     from schemas.settings import Settings
 
-console = make_console()  # data is printed through pipeline/safe_text.py, as in flows/cli.py
+console = (
+    make_console()
+)  # data is printed through pipeline/outputs/safe_text.py, as in flows/cli.py
 err = make_console(stderr=True)
 
 
@@ -158,7 +160,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _list(settings: Settings, org: str | None, fmt: ListFormat) -> None:
-    from pipeline.triage import TriageFileError, history
+    from pipeline.triage.verdicts import TriageFileError, history
 
     try:
         rows = history(settings, org)
@@ -184,7 +186,7 @@ def _record(
 ) -> None:
     from pydantic import ValidationError
 
-    from pipeline.triage import record
+    from pipeline.triage.verdicts import record
 
     try:
         d = record(settings, org, verdict, note, analyst, until=until, day=day)

@@ -13,7 +13,7 @@ from flows import tasks
 from flows.artifacts import publish
 from flows.backfill import finish, missing_lines
 from flows.work import process_days
-from pipeline.lake import run_lock
+from pipeline.store.lake import run_lock
 from schemas.flows import JobPaths, RunResult
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from pipeline.ingest import (
+from pipeline.ingest.deliveries import (
     CommittedDelivery,
     StagedDelivery,
     commit_delivery,
@@ -27,20 +27,20 @@ from pipeline.ingest import (
     recover_home,
     stage_delivery,
 )
-from pipeline.lake import home_lock
-from pipeline.profile import build_profiles
-from pipeline.rank import NoEventsError, NotProfiledError, detect
-from pipeline.reference import load_reference
-from pipeline.report import write_report
-from pipeline.summary import day_summary
-from pipeline.version import (
+from pipeline.ingest.reference import load_reference
+from pipeline.outputs.report import write_report
+from pipeline.outputs.summary import day_summary
+from pipeline.profile.build import build_profiles
+from pipeline.rank.detect import NoEventsError, NotProfiledError, detect
+from pipeline.store.lake import home_lock
+from pipeline.store.version import (
     code_version,
     day_inputs_fingerprint,
     home_id,
     reference_fingerprint,
     staged_fingerprint,
 )
-from pipeline.warehouse import connect, day_has_data, record_missing
+from pipeline.store.warehouse import connect, day_has_data, record_missing
 from schemas.flows import DaySummary, JobPaths
 from schemas.ingest import DeliveryReport
 
@@ -86,7 +86,7 @@ def recover(paths: JobPaths) -> list[str]:
 @task(name="record-missing", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_SECONDS)
 def missing(paths: JobPaths, sources: tuple[str, ...], days: list[date]) -> list[DeliveryReport]:
     """Record in the ledger every delivery of ``days`` whose folder is absent (see
-    :func:`pipeline.warehouse.record_missing`); return them. A missing delivery is not a
+    :func:`pipeline.store.warehouse.record_missing`); return them. A missing delivery is not a
     failure: the day is still scored from what else came in."""
     s = paths.settings()
     run_id = new_run_id()
@@ -152,7 +152,7 @@ def score_day(paths: JobPaths, day: date) -> DaySummary:
     """Profile and detect one day (its 28-day windows need the days before it).
 
     A day with no events in the lake and no delivery committed for it is not scored
-    (``scored`` False; see :func:`pipeline.warehouse.day_has_data`).
+    (``scored`` False; see :func:`pipeline.store.warehouse.day_has_data`).
     """
     s = paths.settings()
     with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"check {day}"), connect(s) as con:

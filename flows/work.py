@@ -15,15 +15,15 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows import tasks
 from flows.progress import Progress, emit
 from flows.schedule import Delivery, Schedule
-from pipeline.ingest import (
+from pipeline.ingest.deliveries import (
     CommittedDelivery,
     StagedDelivery,
     committed_files,
     delivery_files,
     new_run_id,
 )
-from pipeline.lake import home_lock
-from pipeline.version import code_version
+from pipeline.store.lake import home_lock
+from pipeline.store.version import code_version
 from schemas.flows import DayOutcome, DayState, JobPaths, RunResult
 from schemas.ingest import DeliveryReport
 from schemas.settings import Settings

@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 from IPython.display import Markdown, display
 
-from pipeline.evidence import (
+from pipeline.outputs.evidence import (
     activity_timeline,
     detected_days,
     lrs_events,
@@ -55,8 +55,8 @@ from pipeline.evidence import (
     peer_distribution,
     verdict_history,
 )
-from pipeline.rank import explain, suspects
-from pipeline.version import REPO, code_version
+from pipeline.rank.detect import explain, suspects
+from pipeline.store.version import REPO, code_version
 from schemas.settings import load_settings
 
 settings = load_settings(home=home or os.environ.get("ACCESSWATCH_HOME") or REPO / "var" / "demo")

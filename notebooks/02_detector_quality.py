@@ -22,8 +22,8 @@
 # them: precision and recall in the top K day by day, where each labelled organisation
 # stands every day, how that compares with two baselines a department might run without
 # accesswatch (a volume alarm and a plain isolation forest on raw counts), and which rules
-# and reasons carry each scenario. The figures come from `pipeline.evaluate` and
-# `pipeline.quality`; `accesswatch evaluate --labels FILE` prints the same summary.
+# and reasons carry each scenario. The figures come from `evaluation.evaluate` and
+# `evaluation.quality`; `accesswatch evaluate --labels FILE` prints the same summary.
 #
 # Parameters: `home` (a home that processed the world; default `ACCESSWATCH_HOME`, else
 # the `make demo` home on `data/sample`), `labels` (default `data/sample/truth/labels.csv`;
@@ -42,9 +42,9 @@ import matplotlib.pyplot as plt
 import polars as pl
 from IPython.display import display
 
-from pipeline.evaluate import judge, read_truth, top_reasons
-from pipeline.quality import daily_quality, label_ranks, method_scores, scenario_drivers
-from pipeline.version import REPO
+from evaluation.evaluate import judge, read_truth, top_reasons
+from evaluation.quality import daily_quality, label_ranks, method_scores, scenario_drivers
+from pipeline.store.version import REPO
 from schemas.evaluation import EvaluationConfig
 from schemas.settings import load_settings
 

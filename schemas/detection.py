@@ -1,7 +1,7 @@
 """Detection: profile parameters, rule configs, detector settings, and output records.
 
-Every threshold and weight used by ``pipeline.profile``, ``detectors/`` and
-``pipeline.rank`` lives here with declared bounds. Committed defaults are the field
+Every threshold and weight used by ``pipeline.profile.build``, ``detectors/`` and
+``pipeline.rank.detect`` lives here with declared bounds. Committed defaults are the field
 defaults; ``detectors/rules.toml`` holds the rules and may override any section
 (``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``); see
 :func:`detectors.rules.load_config`.
@@ -24,7 +24,7 @@ from schemas.triage import TriageDecision
 
 
 class ProfileConfig(BaseModel):
-    """Parameters of the usage profiles (``pipeline.profile``)."""
+    """Parameters of the usage profiles (``pipeline.profile.build``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -331,7 +331,7 @@ class RankingConfig(BaseModel):
 
 
 class TriageConfig(BaseModel):
-    """How analysts' verdicts change the ranked list (``pipeline.triage``)."""
+    """How analysts' verdicts change the ranked list (``pipeline.triage.verdicts``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -458,9 +458,9 @@ class Score(BaseModel):
 TriageStatus = Literal[
     "new", "recurring", "misuse", "legitimate", "returned", "needs_info", "data_issue"
 ]
-"""Where a row stands with the analysts (see :mod:`pipeline.triage`): ``new`` / ``recurring``
-when no verdict is in force (``new``: first flagged after the last review), the verdict in
-force (``misuse`` pinned; ``legitimate`` only when suppressed rows are asked for;
+"""Where a row stands with the analysts (see :mod:`pipeline.triage.verdicts`): ``new`` /
+``recurring`` when no verdict is in force (``new``: first flagged after the last review), the
+verdict in force (``misuse`` pinned; ``legitimate`` only when suppressed rows are asked for;
 ``needs_info``; ``data_issue``), or ``returned``: a ``legitimate`` org back on the list
 because its verdict expired or its behaviour changed."""
 

@@ -1,9 +1,9 @@
 """Parameters of the synthetic-world generator and what it reports back.
 
-The generator (``pipeline.generate``) writes a landing folder in the input contract of
+The generator (``evaluation.generate``) writes a landing folder in the input contract of
 ``DESIGN.md`` plus ground truth (``truth/labels.csv``, ``truth/decoys.csv``). Every knob it
 has lives here with declared bounds; per-org-type behaviour rates live as typed constants
-in ``pipeline/generate/behaviour.py``.
+in ``evaluation/generate/behaviour.py``.
 
 A scenario's ``onset`` is either a day offset from ``WorldConfig.start`` (0 = first day) or
 a calendar date; ``None`` lets the generator draw it inside the window (never on day 0 when
@@ -302,7 +302,7 @@ class WorldConfig(_Params):
 
 
 class WorldSummary(BaseModel):
-    """What :func:`pipeline.generate.generate_world` wrote."""
+    """What :func:`evaluation.generate.generate_world` wrote."""
 
     out: Path
     orgs: int = Field(ge=0)

@@ -2,10 +2,10 @@
 
 Decisions are append-only: a new decision on an organisation supersedes the previous one
 (the latest ``decided_at`` is in force); none is ever changed or deleted. Each is stored as
-one JSON file ``<home>/triage/<decision_id>.json`` (see :mod:`pipeline.triage`) and read
+one JSON file ``<home>/triage/<decision_id>.json`` (see :mod:`pipeline.triage.verdicts`) and read
 back through :class:`TriageDecision`, so a file that does not validate is refused by name.
 
-How verdicts change the ranked list is documented in :mod:`pipeline.triage`.
+How verdicts change the ranked list is documented in :mod:`pipeline.triage.verdicts`.
 """
 
 from __future__ import annotations

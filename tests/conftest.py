@@ -121,7 +121,7 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> S
 
     Tests that read it must not write to it; copy it first (``shutil.copytree``).
     """
-    from tests.test_cli import run
+    from tests.unit.cli.test_cli import run
 
     home = tmp_path_factory.mktemp("sample") / "home"
     args = ["--home", str(home), "--landing", str(SAMPLE / "landing")]

@@ -1,0 +1,1 @@
+"""Ingest: delivery files to a pseudonymised, reconciled Parquet lake."""

@@ -1,0 +1,1 @@
+"""Storage: the home layout and lock, the DuckDB warehouse, fingerprints, SQL files."""

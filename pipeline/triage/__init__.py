@@ -1,0 +1,1 @@
+"""Triage: analysts' verdicts and how they change the ranked list."""

@@ -1,0 +1,273 @@
+"""Detectors: one contract for every detector (rules, models, ensemble), plus rule and
+ensemble specifics. Proves: unfitted use raises, one score per row, same seed gives the
+same scores, scoring never mutates, and each detector clears a quality floor on seeded data.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+from sklearn.metrics import roc_auc_score
+
+from detectors.base import Detector, NotFittedError, ParameterError
+from detectors.ensemble import EnsembleDetector, final_score, normalise
+from detectors.explanations import describe, holding, model_view, neutralise
+from detectors.models import EcodDetector, IsolationForestDetector
+from detectors.rules import RULES_TOML, RuleDetector, load_config
+from schemas.detection import (
+    Condition,
+    DetectionConfig,
+    EnsembleConfig,
+    ExplanationConfig,
+    RuleConfig,
+)
+
+N_NORMAL, N_OUTLIERS, N_FEATURES = 400, 12, 6
+FEATURES = [f"f{i}_pz" for i in range(N_FEATURES)]
+
+
+def seeded_frame(seed: int = 11) -> tuple[pl.DataFrame, np.ndarray]:
+    """Normal rows ~ N(0, 1); outliers shifted by +6 on two features. Labels 1 = outlier."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N_NORMAL + N_OUTLIERS, N_FEATURES))
+    x[N_NORMAL:, :2] += 6.0
+    y = np.r_[np.zeros(N_NORMAL), np.ones(N_OUTLIERS)]
+    frame = pl.DataFrame({name: x[:, i] for i, name in enumerate(FEATURES)}).with_columns(
+        pl.Series("org_id", [f"O{i:04d}" for i in range(len(y))]),
+        pl.lit(1.0).alias("calls_7d"),
+    )
+    return frame, y
+
+
+RULE = RuleConfig(
+    id="TST-01",
+    description="feature f0 far above peers",
+    severity="high",
+    feature="f0_pz",
+    operator=">=",
+    threshold=3.0,
+)
+
+
+def _rules() -> RuleDetector:
+    return RuleDetector(rules=[RULE])
+
+
+def _iforest() -> IsolationForestDetector:
+    return IsolationForestDetector(features=FEATURES, n_estimators=100, seed=3)
+
+
+def _ecod() -> EcodDetector:
+    return EcodDetector(features=FEATURES)
+
+
+def _ensemble() -> EnsembleDetector:
+    return EnsembleDetector(rules=_rules(), models=[_iforest(), _ecod()], active="calls_7d")
+
+
+DETECTORS: dict[str, Callable[[], Detector]] = {
+    "rules": _rules,
+    "iforest": _iforest,
+    "ecod": _ecod,
+    "ensemble": _ensemble,
+}
+
+
+@pytest.mark.parametrize("make", DETECTORS.values(), ids=DETECTORS.keys())
+def test_unfitted_use_raises_a_clear_error(make: Callable[[], Detector]) -> None:
+    frame, _ = seeded_frame()
+    det = make()
+    with pytest.raises(NotFittedError, match=r"is not fitted yet: call fit\(features\) first"):
+        det.score(frame)
+    with pytest.raises(NotFittedError):
+        det.explain(frame)
+
+
+@pytest.mark.parametrize("make", DETECTORS.values(), ids=DETECTORS.keys())
+def test_one_finite_score_per_row_and_scoring_never_mutates(make: Callable[[], Detector]) -> None:
+    frame, _ = seeded_frame()
+    det = make().fit(frame)
+    before = copy.deepcopy(det.__dict__)
+    s1 = det.score(frame)
+    s2 = det.score(frame.head(50))
+    assert s1.shape == (frame.height,) and s2.shape == (50,)
+    assert np.isfinite(s1).all()
+    assert det.score(frame).tolist() == s1.tolist()
+    after = det.__dict__
+    assert before.keys() == after.keys()
+    for k in ("feature_names_", "fitted_"):
+        if k in before:
+            assert before[k] == after[k]
+    explained = det.explain(frame.tail(3), top=2)
+    assert len(explained) == 3 and all(len(row) <= 2 for row in explained)
+
+
+@pytest.mark.parametrize("make", DETECTORS.values(), ids=DETECTORS.keys())
+def test_same_seed_gives_same_scores(make: Callable[[], Detector]) -> None:
+    frame, _ = seeded_frame()
+    a = make().fit(frame).score(frame)
+    b = make().fit(frame).score(frame)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", DETECTORS.values(), ids=DETECTORS.keys())
+def test_quality_floor_on_seeded_outliers(make: Callable[[], Detector]) -> None:
+    frame, y = seeded_frame()
+    scores = make().fit(frame).score(frame)
+    assert roc_auc_score(y, scores) >= 0.9
+
+
+def test_ecod_attribution_names_the_shifted_features() -> None:
+    frame, _ = seeded_frame()
+    det = _ecod().fit(frame)
+    top = det.explain(frame.tail(N_OUTLIERS), top=2)
+    named = [{c.feature for c in row} for row in top]
+    assert sum(row == {"f0_pz", "f1_pz"} for row in named) >= N_OUTLIERS - 2
+
+
+def test_ecod_scoring_leaves_the_pyod_model_untouched() -> None:
+    """Regression: PyOD's ECOD.decision_function refits on the scored rows (STYLE.md)."""
+    frame, _ = seeded_frame()
+    det = _ecod().fit(frame)
+    o_before = det.model_.O.copy()
+    det.score(frame.head(10))
+    assert np.array_equal(det.model_.O, o_before)
+
+
+def test_bad_parameters_fail_in_fit_with_the_sklearn_message() -> None:
+    frame, _ = seeded_frame()
+    det = IsolationForestDetector(features=FEATURES, contamination=0.7)
+    with pytest.raises(
+        ParameterError,
+        match=r"The 'contamination' parameter of IsolationForestDetector must be in "
+        r"\(0, 0\.5\]\. Got 0\.7 instead\.",
+    ):
+        det.fit(frame)
+    with pytest.raises(KeyError, match="features missing from the frame: nope"):
+        IsolationForestDetector(features=["nope"]).fit(frame)
+
+
+def test_committed_rules_toml_validates() -> None:
+    cfg = load_config()
+    assert RULES_TOML.is_file() and len(cfg.rules) >= 10
+    assert any(r.hard_fact for r in cfg.rules)
+    with pytest.raises(ValidationError, match="duplicate rule ids: TST-01"):
+        DetectionConfig(rules=(RULE, RULE))
+    with pytest.raises(ValidationError):
+        RuleConfig(id="bad id", description="x" * 10, severity="high", feature="f",
+                   operator=">=", threshold=1)  # fmt: skip
+
+
+def test_rules_ignore_nulls_and_respect_guards() -> None:
+    rule = RULE.model_copy(update={"min_volume": 10.0, "volume_feature": "calls_7d"})
+    frame = pl.DataFrame(
+        {
+            "org_id": ["a", "b", "c", "d"],
+            "f0_pz": [5.0, None, 5.0, float("nan")],
+            "calls_7d": [20.0, 20.0, 2.0, 20.0],
+        }
+    )
+    det = RuleDetector(rules=[rule]).fit(frame)
+    assert det.score(frame).tolist() == [0.8, 0.0, 0.0, 0.0]
+    (hit,) = det.hits(frame)
+    assert (hit.org_id, hit.rule_id, hit.value) == ("a", "TST-01", 5.0)
+    with pytest.raises(KeyError, match="rules read features that are not in the frame"):
+        RuleDetector(rules=[rule]).fit(frame.drop("calls_7d"))
+
+
+def test_hard_facts_lift_the_score_and_nothing_is_nan() -> None:
+    cfg = EnsembleConfig()
+    models = np.array([0.0, 0.2, np.nan])
+    rules = np.array([1.0, 0.0, 0.0])
+    hard = np.array([True, False, False])
+    s = final_score(models, rules, hard, cfg)
+    assert s[0] >= cfg.hard_fact_floor and np.isfinite(s).all()
+    assert np.isfinite(normalise(np.array([1.0, 1.0, 1.0]), cfg)).all()
+
+
+def test_ensemble_without_enough_active_rows_scores_by_rules_only() -> None:
+    frame, _ = seeded_frame()
+    frame = frame.with_columns(pl.lit(0.0).alias("calls_7d"))
+    det = _ensemble().fit(frame)
+    parts = det.parts(frame)
+    assert not det.models_fitted_
+    assert (parts["models"] == 0).all()
+    assert np.isfinite(parts["score"]).all()
+
+
+# --- Legitimate explanations ---------------------------------------------------------------
+
+EXPLAINED = ExplanationConfig(
+    id="LEG-99",
+    description="registers the learners it looks up",
+    when=(Condition(feature="ft", operator=">=", threshold=0.5),),
+    explains=("f0_*", "f1_*"),
+    message="went on to register {ft} of them",
+)
+
+
+def test_an_explanation_lowers_only_the_features_it_names_and_never_a_rule_hit() -> None:
+    frame, y = seeded_frame()
+    # half of the outliers (shifted on f0 and f1) register the learners they look up
+    explained_rows = np.flatnonzero(y)[::2]
+    ft = np.zeros(frame.height)
+    ft[explained_rows] = 0.9
+    frame = frame.with_columns(pl.Series("ft", ft))
+    plain = _ensemble().fit(frame).parts(frame)
+    by_org = holding(frame, [EXPLAINED])
+    assert set(by_org) == set(frame["org_id"].gather(explained_rows).to_list())
+    ens = _ensemble()
+    ens.view = model_view(by_org, [EXPLAINED], {}, FEATURES)
+    parts = ens.fit(frame).parts(frame)
+    others = np.setdiff1d(np.flatnonzero(y), explained_rows)
+    normal_p95 = np.quantile(parts["models"][y == 0], 0.95)
+    assert (parts["models"][explained_rows] <= normal_p95).all()
+    assert (plain["models"][explained_rows] > normal_p95).all()
+    assert (parts["models"][others] > normal_p95).all()
+    # rules read the raw features: the explained outliers still fire TST-01 (f0_pz >= 3)
+    np.testing.assert_array_equal(parts["rules"], plain["rules"])
+    assert (parts["rules"][explained_rows] > 0).any()
+    # the models' contributions show the explained features as they saw them: at the norm
+    seen = [c for i in explained_rows for c in ens.explain(frame)[i] if not c.rule_id]
+    assert seen and all(c.value == 0.0 for c in seen if c.feature in {"f0_pz", "f1_pz"})
+
+
+def test_neutralise_keeps_nulls_the_innocent_side_and_other_orgs() -> None:
+    frame = pl.DataFrame(
+        {
+            "org_id": ["a", "a", "b"],
+            "user_name": ["u1", "u2", "u3"],
+            "up_pz": [4.0, None, 4.0],
+            "down_pz": [-3.0, 2.0, -3.0],
+            "other_pz": [5.0, 5.0, 5.0],
+        }
+    )
+    exp = EXPLAINED.model_copy(update={"explains": ("up_*", "down_*")})
+    out = neutralise(frame, {"a": ["LEG-99"]}, [exp], {"up_pz": 1, "down_pz": -1}, frame.columns)
+    assert out["up_pz"].to_list() == [0.0, None, 4.0]
+    assert out["down_pz"].to_list() == [0.0, 2.0, -3.0]
+    assert out["other_pz"].to_list() == [5.0, 5.0, 5.0]
+    assert describe(exp, {"ft": 0.9}) == "LEG-99: went on to register 0.90 of them"
+    with pytest.raises(KeyError, match="LEG-99 reads features that are not in the frame"):
+        holding(frame, [EXPLAINED])
+
+
+def test_committed_explanations_name_real_features() -> None:
+    from pipeline.profile.build import FEATURES as REGISTRY
+    from pipeline.profile.build import model_features
+
+    cfg = load_config()
+    assert cfg.explanations
+    model = model_features("org")
+    for e in cfg.explanations:
+        assert all(c.feature in REGISTRY for c in e.when), e.id
+        for pattern in e.explains:
+            assert any(fnmatchcase(f, pattern) for f in model), (e.id, pattern)
+    with pytest.raises(ValidationError, match="duplicate rule ids: LEG-99"):
+        DetectionConfig(explanations=(EXPLAINED, EXPLAINED))
