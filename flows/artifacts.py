@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pipeline.outputs.summary import day_summary
 from pipeline.rank.detect import NotProfiledError, suspects
+from schemas.detection import REPORT_TOP
 from schemas.flows import DaySummary, JobPaths, RunResult
 
 TOP_SUSPECTS_KEY = "accesswatch-top-suspects"
@@ -97,7 +98,7 @@ def publish(
     day: date,
     result: RunResult,
     missing: list[str],
-    top: int = 25,
+    top: int = REPORT_TOP,
     report: Path | None = None,
 ) -> DaySummary:
     """Create the top-suspects table and the run summary for ``day``."""

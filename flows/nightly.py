@@ -14,6 +14,7 @@ from flows.artifacts import publish
 from flows.backfill import finish, missing_lines
 from flows.work import process_days
 from pipeline.store.lake import run_lock
+from schemas.detection import REPORT_TOP
 from schemas.flows import JobPaths, RunResult
 
 
@@ -28,7 +29,7 @@ def nightly(
     landing: Path | None = None,
     config: Path | None = None,
     lock_wait_seconds: float = 0.0,
-    top: int = 25,
+    top: int = REPORT_TOP,
 ) -> State:
     """Load reference data, ingest ``run_date``'s deliveries (default: yesterday in the
     configured time zone), re-score days touched by late events, detect, rank, publish.

@@ -41,6 +41,7 @@ from pipeline.store.version import (
     staged_fingerprint,
 )
 from pipeline.store.warehouse import connect, day_has_data, record_missing
+from schemas.detection import REPORT_TOP
 from schemas.flows import DaySummary, JobPaths
 from schemas.ingest import DeliveryReport
 
@@ -171,7 +172,7 @@ def score_day(paths: JobPaths, day: date) -> DaySummary:
 
 
 @task(name="write-report", task_run_name="report-{day}")
-def report(paths: JobPaths, day: date, top: int = 25) -> Path | None:
+def report(paths: JobPaths, day: date, top: int = REPORT_TOP) -> Path | None:
     """The day's self-contained HTML report under ``<home>/reports`` (None: day not scored)."""
     try:
         return write_report(paths.settings(), day, top=top)

@@ -113,6 +113,17 @@ class Severity(StrEnum):
     critical = "critical"
 
 
+SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+"""Most severe first: the sort key of rule hits wherever they are listed."""
+
+LIST_TOP = 20
+"""Rows of the ranked list that ``suspects`` (and the CLI) show by default."""
+REPORT_TOP = 25
+"""Suspects the report, the nightly summary and its artifacts describe."""
+TIMELINE_DAYS = 28
+"""Days of activity an explanation, a report card and an evidence pack show."""
+
+
 class Operator(StrEnum):
     gt = ">"
     ge = ">="

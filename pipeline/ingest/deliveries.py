@@ -49,7 +49,7 @@ from pipeline.store.lake import (
     run_lock,
     staging_dir,
 )
-from pipeline.store.warehouse import committed_runs, connect, record_missing
+from pipeline.store.warehouse import committed_runs, connect, record_missing, transaction
 from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
 from schemas.frames import _base_type, polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
@@ -683,8 +683,7 @@ def _commit(
         )
 
     def record() -> None:
-        with connect(settings) as con:
-            con.execute("BEGIN TRANSACTION")
+        with connect(settings) as con, transaction(con):
             if fingerprint is not None:
                 con.execute(
                     "INSERT INTO key_fingerprint SELECT ?, ?, ? "
@@ -693,7 +692,6 @@ def _commit(
                 )
             con.register("new_rows", ledger_frame(new_reports))
             con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
-            con.execute("COMMIT")
 
     commit_files(settings.home, run_id, moves, record)
     event_dates = sorted(

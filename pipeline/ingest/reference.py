@@ -39,7 +39,7 @@ from pipeline.ingest.deliveries import (
 from pipeline.ingest.readers import DeliveryError, read_delivery
 from pipeline.ingest.validate import ERROR_FIELD, ERROR_REASON
 from pipeline.store.lake import commit_files, home_lock, quarantine_dir, staging_dir
-from pipeline.store.warehouse import connect
+from pipeline.store.warehouse import connect, transaction
 from schemas.frames import polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.reference import Agreement, Organisation, ReferenceProblem
@@ -151,8 +151,7 @@ def load_reference(
             raise BadReferenceRows(refused_rows)
 
         def replace_tables() -> None:
-            with connect(settings) as con:
-                con.execute("BEGIN TRANSACTION")
+            with connect(settings) as con, transaction(con):
                 for table, frame in frames.items():
                     con.register("incoming", frame)
                     con.execute(f"DELETE FROM {table}")
@@ -160,7 +159,6 @@ def load_reference(
                     con.unregister("incoming")
                 con.register("new_rows", ledger_frame(reports))
                 con.execute("INSERT INTO ingest_ledger SELECT * FROM new_rows")
-                con.execute("COMMIT")
 
         commit_files(settings.home, run_id, moves, replace_tables)
     return reports

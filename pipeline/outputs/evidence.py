@@ -56,14 +56,14 @@ import polars as pl
 from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import neutralise_frame as _neutralise
-from pipeline.profile import define_npd_checks
-from pipeline.profile.build import FEATURES, Feature, model_features, read_features
+from pipeline.profile import define_macros
+from pipeline.profile.build import read_features
 from pipeline.rank import sql as rank_sql
 from pipeline.rank.detect import NotProfiledError, explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import REPO, code_version
 from pipeline.store.warehouse import connect
-from schemas.detection import DetectionConfig, OrgExplanation, RuleConfig, RuleHit
+from schemas.detection import TIMELINE_DAYS, DetectionConfig, OrgExplanation, RuleConfig, RuleHit
 from schemas.evidence import (
     PACK_FORMAT,
     EvidenceConfig,
@@ -73,6 +73,7 @@ from schemas.evidence import (
     Verification,
     VerifyLimits,
 )
+from schemas.features import FEATURES, Feature, model_features
 from schemas.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -123,7 +124,9 @@ def detected_days(settings: Settings) -> list[date]:
     return [r[0] for r in rows]
 
 
-def activity_timeline(settings: Settings, org_id: str, day: date, days: int = 28) -> pl.DataFrame:
+def activity_timeline(
+    settings: Settings, org_id: str, day: date, days: int = TIMELINE_DAYS
+) -> pl.DataFrame:
     """One row per day of ``[day - days + 1, day]``: the org's score and rank (NULL when not
     scored or not in the stored list), rules fired, and its daily volumes from its features
     (LRS calls, distinct learners, active accounts; NPD queries and agreement breaches; 0
@@ -284,6 +287,7 @@ def lrs_events(
                 ),
             )  # fmt: skip
             prof = cfg.profile
+            define_macros(con)
             rows = con.execute(
                 rank_sql("rank_evidence"),
                 {
@@ -334,7 +338,7 @@ def npd_events(
         _org(con, org_id)
         if not files:
             return _empty_npd()
-        define_npd_checks(con)
+        define_macros(con)
         frame = con.sql(sql("evidence_npd_events"), params={"files": files, "org_id": org_id}).pl()
     by_id = {r.id: r for r in cfg.rules}
     matches: dict[str, set[str]] = defaultdict(set)

@@ -49,13 +49,15 @@ from pipeline.ingest.reference import reference_problems
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import visible
 from pipeline.outputs.summary import day_summary
-from pipeline.profile.build import FEATURES, WINDOW_DAYS, Kind, format_value
-from pipeline.rank.detect import TIMELINE_DAYS, explain, org_directory, suspects
+from pipeline.rank.detect import explain, org_directory, suspects
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import code_version
 from pipeline.store.warehouse import connect
 from pipeline.triage.verdicts import history
 from schemas.detection import (
+    REPORT_TOP,
+    SEVERITY_ORDER,
+    TIMELINE_DAYS,
     DetectionConfig,
     ExampleEvent,
     FeatureComparison,
@@ -63,6 +65,7 @@ from schemas.detection import (
     Suspect,
     TimelinePoint,
 )
+from schemas.features import FEATURES, WINDOW_DAYS, Kind, format_value
 from schemas.flows import DaySummary
 from schemas.reference import ReferenceProblem
 from schemas.settings import Settings
@@ -78,7 +81,6 @@ AGENTS = 5  # user agents listed per card
 EXAMPLES = 5  # example events listed per rule
 QUALITY_DAYS = 7  # delivery days in the data-quality table
 AGENT_CHARS = 160  # longer user agents are cut (the full text stays in the lake)
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 # --- What the template shows --------------------------------------------------------------
@@ -211,7 +213,7 @@ def _num(x: float) -> str:
 def timeline_svg(
     points: list[TimelinePoint],
     day: date,
-    top: int = 25,
+    top: int = REPORT_TOP,
     days: int = TIMELINE_DAYS,
     width: int = 440,
 ) -> Markup:
@@ -536,7 +538,7 @@ def _library(name: str) -> str:
 
 
 def collect(
-    settings: Settings, day: date, top: int = 25, config: DetectionConfig | None = None
+    settings: Settings, day: date, top: int = REPORT_TOP, config: DetectionConfig | None = None
 ) -> ReportData:
     """Read everything the report of ``day`` shows (its top ``top`` suspects).
 
@@ -678,7 +680,9 @@ def report_path(settings: Settings, day: date, out: Path | None = None) -> Path:
     return path
 
 
-def write_report(settings: Settings, day: date, out: Path | None = None, top: int = 25) -> Path:
+def write_report(
+    settings: Settings, day: date, out: Path | None = None, top: int = REPORT_TOP
+) -> Path:
     """Write the report of ``day`` (top ``top`` suspects) to ``out`` (see
     :func:`report_path`) in one step: readers never see a half-written file.
 

@@ -9,11 +9,12 @@ import json
 from datetime import date
 
 from pipeline.store.warehouse import connect
+from schemas.detection import REPORT_TOP
 from schemas.flows import DaySummary
 from schemas.settings import Settings
 
 
-def day_summary(settings: Settings, day: date, top: int = 25) -> DaySummary:
+def day_summary(settings: Settings, day: date, top: int = REPORT_TOP) -> DaySummary:
     """Counts for deliveries of ``day`` and its ranked list (org level, top ``top``)."""
     out = DaySummary(day=day)
     with connect(settings, read_only=True) as con:

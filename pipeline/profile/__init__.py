@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 sql = SqlFolder(__file__)
 
 
-def define_npd_checks(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the temp macro ``npd_checks`` (``npd_checks.sql``: the NPD agreement checks,
-    the one definition of a breach) on ``con``, for the queries that call it."""
+def define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create on ``con`` the temp macros that hold the one definition of a concept, for the
+    queries that call them: ``npd_checks`` (``npd_checks.sql``: the NPD agreement checks,
+    what a breach is) and the ``lrs_is_*`` operation kinds (``lrs_operations.sql``: what
+    counts as a search, a registration, a record read)."""
     con.execute(sql("npd_checks"))
+    con.execute(sql("lrs_operations"))

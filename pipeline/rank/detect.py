@@ -43,20 +43,11 @@ from detectors.ensemble import EnsembleDetector
 from detectors.explanations import describe, holding, model_view
 from detectors.models import EcodDetector, IsolationForestDetector, _ModelDetector
 from detectors.rules import RuleDetector, load_config, plain_format
-from pipeline.profile import define_npd_checks
-from pipeline.profile.build import (
-    ACCOUNT_FEATURE_MAP,
-    FEATURES,
-    WINDOW_DAYS,
-    Feature,
-    Kind,
-    format_value,
-    model_features,
-    read_features,
-)
+from pipeline.profile import define_macros
+from pipeline.profile.build import read_features
 from pipeline.rank import sql
 from pipeline.store.lake import home_lock, partition_dir
-from pipeline.store.warehouse import connect, day_has_data
+from pipeline.store.warehouse import connect, day_has_data, replace_day
 from pipeline.triage.verdicts import (
     DayBehaviour,
     apply_triage,
@@ -68,6 +59,9 @@ from pipeline.triage.verdicts import (
     untriaged_status,
 )
 from schemas.detection import (
+    LIST_TOP,
+    SEVERITY_ORDER,
+    TIMELINE_DAYS,
     AccountShare,
     DetectionConfig,
     DetectReport,
@@ -83,11 +77,19 @@ from schemas.detection import (
     TimelinePoint,
     TriageStatus,
 )
+from schemas.features import (
+    ACCOUNT_FEATURE_MAP,
+    FEATURES,
+    WINDOW_DAYS,
+    Feature,
+    Kind,
+    format_value,
+    model_features,
+)
 from schemas.settings import Settings
 from schemas.triage import TriageDecision, Verdict
 
 OUTPUT_TABLES = ("scores", "rule_hits", "reasons", "suspects")
-TIMELINE_DAYS = 28
 
 
 class NotProfiledError(LookupError):
@@ -241,7 +243,6 @@ def _reasons(
     """Rules first (most severe first), then the model features that drive the score; one
     reason per feature family (``search_share_1d`` and ``_7d`` say the same thing)."""
     registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     out: list[Reason] = []
     seen: set[str] = set()
 
@@ -253,7 +254,7 @@ def _reasons(
             f = registry.get(f.base, f)
         return f.base or f.name
 
-    for h in sorted(hits, key=lambda h: (order[h.severity.value], h.rule_id)):
+    for h in sorted(hits, key=lambda h: (SEVERITY_ORDER[h.severity.value], h.rule_id)):
         f = registry.get(h.feature)
         base = registry.get(f.base) if f is not None and f.kind is Kind.z else f
         who = f"account {h.user_name}: " if h.user_name and level is Level.org else ""
@@ -442,6 +443,7 @@ def _attach_evidence(
                 if not files or not wanted.height:
                     continue
                 con.register("wanted", wanted)
+                define_macros(con)
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE evidence_lrs AS SELECT ukprn, user_name, "
                     "event_id, occurred_at, operation, learner_pid, uln_valid, user_agent "
@@ -476,7 +478,7 @@ def _attach_evidence(
                     "read_parquet($files, hive_partitioning = false)",
                     {"files": files},
                 )
-                define_npd_checks(con)
+                define_macros(con)
                 for org, kind, eid, at, user, op, pid in con.execute(
                     sql("rank_npd_evidence"), {"examples": n}
                 ).fetchall():
@@ -563,10 +565,7 @@ def detect(
         if not day_has_data(con, settings.home, day):
             # No ranked list (and so no first_flagged) for a day nothing was observed on;
             # a list stored for it before (a future day, an outage) is removed.
-            con.execute("BEGIN TRANSACTION")
-            for table in OUTPUT_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE day = $d", {"d": day})
-            con.execute("COMMIT")
+            replace_day(con, day, dict.fromkeys(OUTPUT_TABLES))
             raise NoEventsError(f"no events on {day}: nothing to score")
         org_f = read_features(con, day, "org")
         if org_f.is_empty():
@@ -738,18 +737,7 @@ def _write_outputs(
             ).fetchall()
         ]
         frames[table] = pl.DataFrame(rows, infer_schema_length=None).select(cols) if rows else None
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table, frame in frames.items():
-            con.execute(f"DELETE FROM {table} WHERE day = $d", {"d": day})
-            if frame is not None and frame.height:
-                con.register("_out", frame)
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _out")
-                con.unregister("_out")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    replace_day(con, day, frames)
 
 
 # --- Reading the results ------------------------------------------------------------------
@@ -763,7 +751,7 @@ def _has_results(con: duckdb.DuckDBPyConnection, day: date) -> bool:
 def suspects(
     settings: Settings,
     day: date,
-    top: int = 20,
+    top: int = LIST_TOP,
     by: str = "org",
     *,
     include_suppressed: bool = False,

@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline.store.lake import (
     WRITER_LOCK,
@@ -184,6 +185,46 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One all-or-nothing unit of work on ``con``: committed at the end, rolled back on any
+    error (the error goes on)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+Rows = pl.DataFrame | str | None
+"""A day's new rows for one table: a polars frame, the name of a (temp) table or view
+holding them, or ``None`` for none."""
+
+
+def replace_day(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    rows: Mapping[str, Rows],
+    also: Sequence[tuple[str, dict[str, object]]] = (),
+) -> None:
+    """Replace ``day``'s rows of every table in ``rows`` (matched by column name), and run
+    the statements of ``also``, in one transaction: a reader sees the old day or the new
+    one, never a mix."""
+    with transaction(con):
+        for table, new in rows.items():
+            con.execute(f"DELETE FROM {table} WHERE day = $d", {"d": day})
+            if isinstance(new, str):
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {new}")
+            elif new is not None and new.height:
+                con.register("_replace_day_rows", new)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _replace_day_rows")
+                con.unregister("_replace_day_rows")
+        for statement, params in also:
+            con.execute(statement, params)
 
 
 def committed_runs(con: duckdb.DuckDBPyConnection) -> set[str]:

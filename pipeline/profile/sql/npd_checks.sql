@@ -1,7 +1,7 @@
 -- The agreement checks of NPD queries: the one definition of a breach, used by
 -- profile_npd_day.sql (counted per org and day), evidence_npd_events.sql (one column per
 -- query) and rank_npd_evidence.sql (example breaching queries). Run on a connection
--- (pipeline.store.sql.define_npd_checks) before those queries.
+-- (pipeline.profile.define_macros) before those queries.
 --
 -- npd_checks(e, a, day): `e` is the query's row, `a` the `agreements` row it claims (LEFT
 -- JOINed on agreement_ref and org_id, so NULL when the reference does not exist or belongs

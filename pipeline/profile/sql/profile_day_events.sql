@@ -49,18 +49,12 @@ SELECT
     -- addresses and agents only need identity: 64-bit hashes are cheaper than the text
     hash(e.client_ip) AS ip_key,
     hash(e.user_agent) AS ua_key,
-    e.operation = 'learnerByDemographics' AS is_demog,
-    e.operation = 'verifyLearner' AS is_verify,
-    e.operation IN (
-        'registerSingleLearner', 'updateSingleLearner', 'UpdateLearnerSubsetFields',
-        'submitBatchRegistration'
-    ) AS is_register,
-    e.operation = 'GetLearnerLearningEvents' AS is_plr,
-    e.operation IN ('learnerByULN', 'LearnerByUln') AS is_uln_lookup,
-    e.channel = 'batch' OR e.operation IN (
-        'submitBatchRegistration', 'getBatchRegistrationOutput', 'submitVerifyBatch',
-        'getVerifyBatchOutput'
-    ) AS is_batch,
+    lrs_is_demographic(e.operation) AS is_demog,
+    lrs_is_verify(e.operation) AS is_verify,
+    lrs_is_register(e.operation) AS is_register,
+    lrs_is_record_read(e.operation) AS is_plr,
+    lrs_is_uln_lookup(e.operation) AS is_uln_lookup,
+    e.channel = 'batch' OR lrs_is_batch(e.operation) AS is_batch,
     e.response_code IN ('WSRC0001', 'WSRC0002', 'WSRC0003', 'WSRC0004', 'WSRC0022')
         AS is_match_response,
     a.is_script,

@@ -2,6 +2,7 @@
 -- (org_id, ukprn, user_name ('' = any account), kind), the first $examples LRS events of the
 -- window [$lo, $day] matching the evidence kind. Pseudonymised columns only. Reads the temp
 -- table `evidence_lrs` (the lake partitions of the window, filtered to the wanted UKPRNs).
+-- Needs the macros of lrs_operations.sql (pipeline.profile.define_macros).
 SELECT org_id, user_key, kind, event_id, occurred_at, user_name, operation, learner_pid
 FROM (
     SELECT
@@ -19,10 +20,10 @@ FROM (
     FROM wanted AS w
     JOIN evidence_lrs AS e ON e.ukprn = w.ukprn AND (w.user_name = '' OR e.user_name = w.user_name)
     WHERE CASE w.kind
-        WHEN 'search' THEN e.operation IN ('learnerByDemographics', 'verifyLearner')
-        WHEN 'uln_lookup' THEN e.operation IN ('learnerByULN', 'LearnerByUln')
+        WHEN 'search' THEN lrs_is_search(e.operation)
+        WHEN 'uln_lookup' THEN lrs_is_uln_lookup(e.operation)
         WHEN 'invalid_uln' THEN NOT coalesce(e.uln_valid, true)
-        WHEN 'plr' THEN e.operation = 'GetLearnerLearningEvents'
+        WHEN 'plr' THEN lrs_is_record_read(e.operation)
         WHEN 'out_of_hours' THEN hour(timezone($tz, e.occurred_at)) NOT BETWEEN $office_start AND $office_end - 1
             OR isodow(timezone($tz, e.occurred_at)) >= 6
         WHEN 'script_agent' THEN coalesce(regexp_matches(e.user_agent, $script_pattern), false)

@@ -259,8 +259,8 @@ def test_neutralise_keeps_nulls_the_innocent_side_and_other_orgs() -> None:
 
 
 def test_committed_explanations_name_real_features() -> None:
-    from pipeline.profile.build import FEATURES as REGISTRY
-    from pipeline.profile.build import model_features
+    from schemas.features import FEATURES as REGISTRY
+    from schemas.features import model_features
 
     cfg = load_config()
     assert cfg.explanations

@@ -17,17 +17,10 @@ from detectors.rules import RuleDetector, load_config
 from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import load_reference
 from pipeline.ingest.uln import make_valid_ulns
-from pipeline.profile.build import (
-    ACCOUNT_FEATURES,
-    FEATURES_DOC,
-    ORG_FEATURES,
-    Feature,
-    Kind,
-    build_profiles,
-    feature_docs,
-    peer_relative,
-)
+from pipeline.profile.build import build_profiles, peer_relative
+from pipeline.profile.docs import FEATURES_DOC, feature_docs
 from schemas.detection import ProfileConfig
+from schemas.features import ACCOUNT_FEATURES, ORG_FEATURES, Feature, Kind
 from schemas.settings import Settings
 from tests.conftest import LRS_COLUMNS, NPD_COLUMNS, lrs_row, npd_row, write_csv
 from tests.unit.pipeline.ingest.test_reference import agreement, org, write_reference
@@ -223,7 +216,7 @@ def test_peer_groups_widen_when_small() -> None:
 
 def test_docs_and_registry_and_columns_agree(profiled: Settings) -> None:
     assert FEATURES_DOC.read_text() == feature_docs(), (
-        "docs/features.md is stale: run python -m pipeline.profile.build --write-docs"
+        "docs/features.md is stale: run python -m pipeline.profile --write-docs"
     )
     org_cols = set(features(profiled, DAY2).columns)
     acc_cols = set(features(profiled, DAY2, "account_features").columns)
@@ -239,7 +232,7 @@ def test_docs_and_registry_and_columns_agree(profiled: Settings) -> None:
 
 def test_rules_only_read_registered_features() -> None:
     from detectors.rules import rule_columns
-    from pipeline.profile.build import ACCOUNT_FEATURE_MAP, FEATURES
+    from schemas.features import ACCOUNT_FEATURE_MAP, FEATURES
 
     for r in load_config().rules:
         registry = FEATURES if r.level == "org" else ACCOUNT_FEATURE_MAP
