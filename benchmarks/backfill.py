@@ -8,7 +8,7 @@ process, measured the same way:
 - `accesswatch backfill --start D1 --end Dn` over the first --short days and over all
   --days days (once per --workers value; 1 = everything in the CLI process);
 - the baseline: the same pipeline/ functions called directly, with no Prefect, on the
-  same days and in the flow's own schedule (``flows.schedule.Schedule`` on three plain
+  same days and in the flow's own schedule (``pipeline.plan.schedule.Schedule`` on three plain
   threads: stage, commit (prepared before the lock, as the flow's task does), score);
   with ``--direct serial`` (or ``both``) also the plain serial order (load_reference,
   ingest every delivery, then score_days).
@@ -87,7 +87,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import load_reference
-from evaluation.run import score_days
+from pipeline.plan.serial import score_days
 from schemas.settings import load_settings
 home, landing = Path(sys.argv[1]), Path(sys.argv[2])
 start, n = date.fromisoformat(sys.argv[3]), int(sys.argv[4])
@@ -115,7 +115,7 @@ import json, sys, time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import date, timedelta
 from pathlib import Path
-from flows.schedule import Schedule
+from pipeline.plan.schedule import Schedule
 from pipeline.ingest.deliveries import commit_delivery, new_run_id, prepare_delivery, stage_delivery
 from pipeline.store.lake import home_lock
 from pipeline.profile.build import build_profiles

@@ -8,9 +8,9 @@ from pathlib import Path
 from prefect import flow
 from prefect.states import Completed, Failed, State
 
-from evaluation.run import landing_days
 from flows.artifacts import publish
 from flows.work import process_days, task_runner
+from pipeline.plan.run import landing_days
 from pipeline.store.lake import run_lock
 from schemas.flows import JobPaths, RunResult
 

@@ -314,7 +314,7 @@ def _run_backfill(
 
     _prefect_quiet()
     from flows.backfill import backfill
-    from flows.progress import Progress, listening
+    from pipeline.plan.progress import Progress, listening
 
     began = time.monotonic()
     events = 0

@@ -1,4 +1,4 @@
-"""Prefect tasks: each one wraps one ``pipeline/`` step and nothing more.
+"""Prefect tasks: each one wraps one step of :mod:`pipeline.plan.steps` and nothing more.
 
 Tasks take dates and paths (:class:`~schemas.flows.JobPaths`), never connections, frames
 or settings objects, so they run the same in a thread, another process or a Dask worker.
@@ -9,7 +9,6 @@ home (``<home>/prefect-results``), where every worker of a cluster can read them
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from datetime import date
 from pathlib import Path
@@ -21,18 +20,10 @@ from prefect.context import TaskRunContext
 from pipeline.ingest.deliveries import (
     CommittedDelivery,
     StagedDelivery,
-    commit_delivery,
-    new_run_id,
-    prepare_delivery,
-    recover_home,
-    stage_delivery,
 )
-from pipeline.ingest.reference import load_reference
 from pipeline.outputs.report import write_report
-from pipeline.outputs.summary import day_summary
-from pipeline.profile.build import build_profiles
-from pipeline.rank.detect import NoEventsError, NotProfiledError, detect
-from pipeline.store.lake import home_lock
+from pipeline.plan import steps
+from pipeline.rank.detect import NotProfiledError
 from pipeline.store.version import (
     code_version,
     day_inputs_fingerprint,
@@ -40,7 +31,6 @@ from pipeline.store.version import (
     reference_fingerprint,
     staged_fingerprint,
 )
-from pipeline.store.warehouse import connect, day_has_data, record_missing
 from schemas.detection import REPORT_TOP
 from schemas.flows import DaySummary, JobPaths
 from schemas.ingest import DeliveryReport
@@ -78,21 +68,14 @@ def _score_key(_ctx: TaskRunContext, p: dict[str, Any]) -> str:
 
 @task(name="recover-home", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_SECONDS)
 def recover(paths: JobPaths) -> list[str]:
-    """Roll back any commit a killed run left in flight; clear stale staging."""
-    s = paths.settings()
-    with home_lock(s.home, s.step_lock_wait_seconds, purpose="recover"):
-        return recover_home(s)
+    """:func:`pipeline.plan.steps.recover`."""
+    return steps.recover(paths.settings())
 
 
 @task(name="record-missing", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_SECONDS)
 def missing(paths: JobPaths, sources: tuple[str, ...], days: list[date]) -> list[DeliveryReport]:
-    """Record in the ledger every delivery of ``days`` whose folder is absent (see
-    :func:`pipeline.store.warehouse.record_missing`); return them. A missing delivery is not a
-    failure: the day is still scored from what else came in."""
-    s = paths.settings()
-    run_id = new_run_id()
-    with home_lock(s.home, s.step_lock_wait_seconds, purpose="record missing deliveries"):
-        return [r for source in sources for r in record_missing(s, source, days, run_id)]
+    """:func:`pipeline.plan.steps.record_missing_deliveries`."""
+    return steps.record_missing_deliveries(paths.settings(), sources, days)
 
 
 @task(
@@ -103,9 +86,9 @@ def missing(paths: JobPaths, sources: tuple[str, ...], days: list[date]) -> list
     persist_result=True,
 )
 def reference(paths: JobPaths) -> list[DeliveryReport]:
-    """Load organisations and agreements (skipped when the files and code are unchanged)."""
-    s = paths.settings()
-    return load_reference(s, lock_wait_seconds=s.step_lock_wait_seconds)
+    """:func:`pipeline.plan.steps.reference` (skipped when the files and code are
+    unchanged)."""
+    return steps.reference(paths.settings())
 
 
 @task(
@@ -117,9 +100,8 @@ def reference(paths: JobPaths) -> list[DeliveryReport]:
 def stage(
     paths: JobPaths, source: str, day: date, run_id: str, done: dict[tuple[str, str], str]
 ) -> StagedDelivery:
-    """Read, validate and pseudonymise one delivery day into staging. Takes no lock, so
-    deliveries stage in parallel. ``done`` lists committed files, which are not read again."""
-    return stage_delivery(paths.settings(), source, day, run_id, done)
+    """:func:`pipeline.plan.steps.stage`: no lock, so deliveries stage in parallel."""
+    return steps.stage(paths.settings(), source, day, run_id, done)
 
 
 @task(
@@ -131,14 +113,8 @@ def stage(
     persist_result=True,
 )
 def commit(paths: JobPaths, source: str, day: date, staged: StagedDelivery) -> CommittedDelivery:
-    """Commit a staged delivery day. Flows commit one delivery at a time in date order, so
-    the copy of an event kept is the first delivered, as in a serial run. Duplicates are
-    dropped before the writer lock is taken (a day being scored holds it); under the lock
-    the files move into the lake and the ledger is written."""
-    s = paths.settings()
-    staged = prepare_delivery(s, staged)
-    with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"commit {source} {day}"):
-        return commit_delivery(s, staged)
+    """:func:`pipeline.plan.steps.commit`: one delivery at a time, in date order."""
+    return steps.commit(paths.settings(), source, day, staged)
 
 
 @task(
@@ -150,25 +126,9 @@ def commit(paths: JobPaths, source: str, day: date, staged: StagedDelivery) -> C
     persist_result=True,
 )
 def score_day(paths: JobPaths, day: date) -> DaySummary:
-    """Profile and detect one day (its 28-day windows need the days before it).
-
-    A day with no events in the lake and no delivery committed for it is not scored
-    (``scored`` False; see :func:`pipeline.store.warehouse.day_has_data`).
-    """
-    s = paths.settings()
-    with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"check {day}"), connect(s) as con:
-        has_data = day_has_data(con, s.home, day)
-    if not has_data:
-        # detect clears any list a day with no data was given before, then says so
-        with contextlib.suppress(NoEventsError):
-            detect(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
-        return DaySummary(day=day, scored=False)
-    build_profiles(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
-    detect(s, day, lock_wait_seconds=s.step_lock_wait_seconds)
-    # Under the lock: a commit in another thread of this process may be writing the
-    # warehouse, and DuckDB will not open it read-only beside a writing connection.
-    with home_lock(s.home, s.step_lock_wait_seconds, purpose=f"summary {day}"):
-        return day_summary(s, day)
+    """:func:`pipeline.plan.steps.score_day` (skipped when the day's inputs and the code are
+    unchanged)."""
+    return steps.score_day(paths.settings(), day)
 
 
 @task(name="write-report", task_run_name="report-{day}")

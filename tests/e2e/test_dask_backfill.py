@@ -264,9 +264,9 @@ def test_a_backfill_on_an_existing_cluster_keeps_the_first_delivered_copy_of_an_
 def test_a_backfill_on_a_local_cluster_of_two_workers_matches_plain_calls(
     tmp_path: Path,
 ) -> None:
-    from evaluation.run import score_days
     from pipeline.ingest.deliveries import ingest
     from pipeline.ingest.reference import load_reference
+    from pipeline.plan.serial import score_days
     from schemas.settings import load_settings
 
     log_dir = tmp_path / "task-logs"

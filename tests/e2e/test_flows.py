@@ -188,8 +188,11 @@ def test_a_backfill_scoring_while_it_ingests_matches_ingesting_everything_first(
     """Days are scored while later deliveries are still coming in (here each day as soon as
     its own delivery is in); events delivered later (the sample's, and a file of events
     five days late) wind scoring back, so the result equals the plain serial run. Random
-    orders of completion are covered in ``tests/unit/flows/test_schedule.py``."""
-    from evaluation.run import run_landing
+    orders of completion are covered in ``tests/unit/pipeline/plan/test_schedule.py``."""
+    from pipeline.ingest.deliveries import ingest
+    from pipeline.ingest.reference import load_reference
+    from pipeline.plan.run import landing_days
+    from pipeline.plan.serial import score_days
     from schemas.settings import load_settings
 
     landing = small_landing(tmp_path)
@@ -212,7 +215,11 @@ def test_a_backfill_scoring_while_it_ingests_matches_ingesting_everything_first(
     assert very_late == (40,)
 
     plain = tmp_path / "plain"
-    run_landing(load_settings(home=plain, landing=landing, pseudonym_key=TEST_KEY))
+    serial = load_settings(home=plain, landing=landing, pseudonym_key=TEST_KEY)
+    load_reference(serial)
+    for source in ("lrs", "npd"):
+        ingest(serial, source, None)  # every delivery first, then every day in order
+    score_days(serial, landing_days(serial))
     expected = _features_of(plain)
     assert expected.height > 0
     got = _features_of(home)

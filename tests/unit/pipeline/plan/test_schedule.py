@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.schedule import Delivery, Schedule
+from pipeline.plan.schedule import Delivery, Schedule
 
 START = date(2026, 3, 2)
 
