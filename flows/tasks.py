@@ -17,10 +17,7 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from pipeline.ingest.deliveries import (
-    CommittedDelivery,
-    StagedDelivery,
-)
+from pipeline.ingest.deliveries import CommittedDelivery, StagedDelivery, staged_fingerprint
 from pipeline.outputs.report import write_report
 from pipeline.plan import steps
 from pipeline.rank.detect import NotProfiledError
@@ -29,7 +26,6 @@ from pipeline.store.version import (
     day_inputs_fingerprint,
     home_id,
     reference_fingerprint,
-    staged_fingerprint,
 )
 from schemas.detection import REPORT_TOP
 from schemas.flows import DaySummary, JobPaths

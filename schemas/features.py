@@ -18,6 +18,8 @@ WINDOW_DAYS: dict[str, int] = {"1d": 1, "7d": 7, "28d": 28}
 """The trailing windows of issue 3 (days, ending on the profiled day)."""
 BASELINE_DAYS = 28
 """The history baseline: the 28 days before the 7-day window."""
+LOOKBACK_DAYS = WINDOW_DAYS["7d"] + BASELINE_DAYS - 1
+"""Days before the profiled day that its features read (34)."""
 
 
 class Kind(StrEnum):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import hmac
-import json
 import logging
 import re
 import shutil
@@ -42,6 +40,7 @@ from pipeline.ingest.readers import (
 from pipeline.ingest.validate import ERROR_FIELD, ERROR_REASON, masked_raw, validate
 from pipeline.store.lake import (
     commit_files,
+    file_sha256,
     home_lock,
     partition_dir,
     quarantine_dir,
@@ -49,7 +48,14 @@ from pipeline.store.lake import (
     run_lock,
     staging_dir,
 )
-from pipeline.store.warehouse import committed_runs, connect, record_missing, transaction
+from pipeline.store.version import digest
+from pipeline.store.warehouse import (
+    committed_runs,
+    connect,
+    ledger_frame,
+    record_missing,
+    transaction,
+)
 from schemas.events import LrsEvent, LrsLakeEvent, NpdEvent, NpdLakeEvent
 from schemas.frames import _base_type, polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus, IngestReport, QuarantineRecord
@@ -243,14 +249,6 @@ class CommittedDelivery(BaseModel):
     @property
     def refused(self) -> list[DeliveryReport]:
         return [r for r in self.reports if r.status is DeliveryStatus.refused]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _day_of(entry: Path) -> date | None:
@@ -718,17 +716,6 @@ def ingest_day(
     return commit_delivery(settings, staged).reports
 
 
-def ledger_frame(reports: list[DeliveryReport]) -> pl.DataFrame:
-    """Delivery reports as rows of the ``ingest_ledger`` table."""
-    rows = []
-    for r in reports:
-        row = r.model_dump(mode="python", exclude={"reconciles"})
-        row["status"] = r.status.value
-        row["quarantine_reasons"] = json.dumps(r.quarantine_reasons)
-        rows.append(row)
-    return pl.DataFrame(rows, schema=polars_schema(DeliveryReport), orient="row")
-
-
 def _report(
     run_id: str,
     source: str,
@@ -867,3 +854,11 @@ def ingest(
             if progress is not None:
                 progress(day, day_reports)
     return report
+
+
+def staged_fingerprint(staged: StagedDelivery) -> str:
+    """Names and SHA-256 of one delivery day's files, as staging hashed them (read or
+    skipped), so that they are not read and hashed a second time."""
+    parts = [f"{f.rel}:{f.sha256}" for f in staged.files]
+    parts += [f"{r.source_file}:{r.file_sha256}" for r in staged.skipped]
+    return digest(sorted(parts))

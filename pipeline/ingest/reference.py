@@ -31,15 +31,13 @@ from pydantic import BaseModel
 
 from pipeline.ingest.deliveries import (
     check_rows,
-    file_sha256,
-    ledger_frame,
     new_run_id,
     quarantine_rows,
 )
 from pipeline.ingest.readers import DeliveryError, read_delivery
 from pipeline.ingest.validate import ERROR_FIELD, ERROR_REASON
-from pipeline.store.lake import commit_files, home_lock, quarantine_dir, staging_dir
-from pipeline.store.warehouse import connect, transaction
+from pipeline.store.lake import commit_files, file_sha256, home_lock, quarantine_dir, staging_dir
+from pipeline.store.warehouse import connect, ledger_frame, transaction
 from schemas.frames import polars_schema, required_fields
 from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.reference import Agreement, Organisation, ReferenceProblem

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -232,3 +233,11 @@ def run_lock(
 ) -> contextlib.AbstractContextManager[None]:
     """Hold the home's run lock for a whole job (see :func:`home_lock`)."""
     return home_lock(home, wait_seconds, purpose, name=RUN_LOCK)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -13,9 +13,8 @@ from datetime import date, timedelta
 from importlib import metadata
 from pathlib import Path
 
-from pipeline.ingest.deliveries import StagedDelivery, file_sha256
-from pipeline.profile.build import LOOKBACK_DAYS
-from pipeline.store.lake import partition_dir
+from pipeline.store.lake import file_sha256, partition_dir
+from schemas.features import LOOKBACK_DAYS
 from schemas.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,22 +57,14 @@ def home_id(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def _digest(parts: list[str]) -> str:
+def digest(parts: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
-
-
-def staged_fingerprint(staged: StagedDelivery) -> str:
-    """Names and SHA-256 of one delivery day's files, as staging hashed them (read or
-    skipped), so that they are not read and hashed a second time."""
-    parts = [f"{f.rel}:{f.sha256}" for f in staged.files]
-    parts += [f"{r.source_file}:{r.file_sha256}" for r in staged.skipped]
-    return _digest(sorted(parts))
 
 
 def reference_fingerprint(settings: Settings) -> str:
     """SHA-256 of the reference files in the landing folder."""
     folder = settings.landing / "reference"
-    return _digest(
+    return digest(
         [f"{p.name}:{file_sha256(p)}" for p in sorted(folder.glob("*.csv")) if p.is_file()]
     )
 
@@ -89,4 +80,4 @@ def day_inputs_fingerprint(settings: Settings, day: date) -> str:
                 for p in sorted(folder.glob("*.parquet")):
                     st = p.stat()
                     parts.append(f"{source}/{folder.name}/{p.name}:{st.st_size}")
-    return _digest(parts)
+    return digest(parts)

@@ -13,6 +13,7 @@ makes a job's step fail.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from pipeline.store.lake import (
     pending_commits,
 )
 from schemas.detection import ReasonRow, RuleHitRow, ScoreRow, SuspectRow
-from schemas.frames import duckdb_columns
+from schemas.frames import duckdb_columns, polars_schema
 from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.reference import Agreement, Organisation
 from schemas.settings import Settings
@@ -278,6 +279,17 @@ def day_has_data(con: duckdb.DuckDBPyConnection, home: Path, day: date) -> bool:
     return bool(rows)
 
 
+def ledger_frame(reports: list[DeliveryReport]) -> pl.DataFrame:
+    """Delivery reports as rows of the ``ingest_ledger`` table."""
+    rows = []
+    for r in reports:
+        row = r.model_dump(mode="python", exclude={"reconciles"})
+        row["status"] = r.status.value
+        row["quarantine_reasons"] = json.dumps(r.quarantine_reasons)
+        rows.append(row)
+    return pl.DataFrame(rows, schema=polars_schema(DeliveryReport), orient="row")
+
+
 def record_missing(
     settings: Settings, source: str, days: list[date], run_id: str
 ) -> list[DeliveryReport]:
@@ -288,10 +300,6 @@ def record_missing(
     again, so the ledger has one ``missing`` row per source and day while it stays missing.
     Returns the report of every day still missing, new or recorded before.
     """
-    from pipeline.ingest.deliveries import (
-        ledger_frame,
-    )  # pipeline.ingest.deliveries imports this module
-
     absent = [d for d in days if not (settings.landing / source / d.isoformat()).is_dir()]
     if not absent:
         return []

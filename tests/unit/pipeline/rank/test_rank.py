@@ -15,11 +15,11 @@ import polars as pl
 import pytest
 
 from detectors.rules import load_config
-from pipeline.ingest.deliveries import ingest, ledger_frame
+from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import load_reference
 from pipeline.profile.build import build_profiles
 from pipeline.rank.detect import NoEventsError, NotProfiledError, detect, explain, suspects
-from pipeline.store.warehouse import connect
+from pipeline.store.warehouse import connect, ledger_frame
 from schemas.detection import Condition
 from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.settings import Settings, load_settings
