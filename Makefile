@@ -21,7 +21,7 @@ setup: $(STAMP)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas pipeline detectors
+	$(BIN)/mypy schemas pipeline detectors evaluation flows cli
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -498,7 +498,7 @@ def run_flow(
     home = work / f"home-flow-{days}d-w{workers}"
     shutil.rmtree(home, ignore_errors=True)
     end = start + timedelta(days - 1)
-    cmd = [sys.executable, "-m", "flows.cli", "backfill", "--start", str(start), "--end",
+    cmd = [sys.executable, "-m", "cli.app", "backfill", "--start", str(start), "--end",
            str(end), "--home", str(home), "--landing", str(landing)]  # fmt: skip
     if workers > 1:
         cmd += ["--workers", str(workers)]

@@ -61,7 +61,7 @@ def main() -> None:
         print(f"delivery {day_dir}: {len(files)} files, {size_mb:.0f} MB compressed")
         base = measure([sys.executable, "-c", BASELINE, str(day_dir), str(Path(tmp) / "baseline")])
         home = Path(tmp) / "home"
-        cli = [sys.executable, "-m", "flows.cli"]
+        cli = [sys.executable, "-m", "cli.app"]
         common = ["--home", str(home), "--landing", str(landing)]
         env = {"ACCESSWATCH_PSEUDONYM_KEY": KEY, "COLUMNS": "160"}
         measure([*cli, "load-reference", *common], env)

@@ -65,7 +65,7 @@ def _ingest_process(home: Path, landing: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ACCESSWATCH_PSEUDONYM_KEY": TEST_KEY}
     args = ["ingest", "--source", "lrs", "--all", "--home", str(home), "--landing", str(landing)]
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "cli.app", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -133,7 +133,7 @@ def stalled(home, run_id, moves, finalise):
         time.sleep(600)
     real(home, run_id, moves, stall)
 ingest.commit_files = stalled
-from flows.cli import app
+from cli.app import app
 app(sys.argv[1:])
 """
 
@@ -169,7 +169,7 @@ def _run_readers(home: Path, org: str, out: Path) -> list[tuple[str, int]]:
     """Every read command, in this process; each must succeed or refuse in one clear line."""
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.app import app
 
     h = ["--home", str(home)]
     readers = [
@@ -223,7 +223,7 @@ def test_every_reader_after_a_killed_ingest_sees_only_committed_data(tmp_path: P
                    "--landing", str(landing)]  # fmt: skip
     began = time.monotonic()
     assert subprocess.run(  # how long one ingest of the whole landing takes here
-        [sys.executable, "-m", "flows.cli", *ingest_args[:-4], "--home", str(tmp_path / "x"),
+        [sys.executable, "-m", "cli.app", *ingest_args[:-4], "--home", str(tmp_path / "x"),
          "--landing", str(landing)], env=env, capture_output=True,
     ).returncode == 0  # fmt: skip
     duration = time.monotonic() - began
@@ -239,7 +239,7 @@ def test_every_reader_after_a_killed_ingest_sees_only_committed_data(tmp_path: P
             assert list(home.glob("journal/*.json")), "the kill is meant to land mid-commit"
         else:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", *ingest_args],
+                [sys.executable, "-m", "cli.app", *ingest_args],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(float(when))
@@ -253,6 +253,6 @@ def test_every_reader_after_a_killed_ingest_sees_only_committed_data(tmp_path: P
         seen = _events(home)
         assert seen.height == _committed_rows(home), f"lake and ledger disagree after {when}"
         assert seen["event_id"].n_unique() == seen.height
-    assert subprocess.run([sys.executable, "-m", "flows.cli", *ingest_args], env=env,
+    assert subprocess.run([sys.executable, "-m", "cli.app", *ingest_args], env=env,
                           capture_output=True).returncode == 0  # fmt: skip
     assert _events(home).sort("event_id").equals(_events(clean).sort("event_id"))

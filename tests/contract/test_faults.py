@@ -21,8 +21,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from cli.app import app
 from evaluation.run import run_landing
-from flows.cli import app
 from pipeline.rank.detect import suspects
 from pipeline.store.lake import HomeBusy, lake_glob, partition_dir
 from pipeline.store.warehouse import CommitPending, WarehouseBusy, connect, ensure_consistent
@@ -320,7 +320,7 @@ def test_every_read_command_works_while_a_backfill_writes(tmp_path: Path) -> Non
     assert first.returncode == 0, first.stderr
     org = suspects(load_settings(home=home), date.fromisoformat(D1), top=1)[0].org_id
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "backfill", *common],
+        [sys.executable, "-m", "cli.app", "backfill", *common],
         env={**os.environ, **KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     reads = [
@@ -383,7 +383,7 @@ def test_a_killed_cli_leaves_no_temporary_prefect_server(tmp_path: Path, sig: in
     env = {**os.environ, **KEY, "PREFECT_HOME": str(tmp_path / "prefect")}
     env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "backfill", "--home", str(tmp_path / "home"),
+        [sys.executable, "-m", "cli.app", "backfill", "--home", str(tmp_path / "home"),
          "--landing", str(landing)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

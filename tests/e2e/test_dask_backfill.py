@@ -123,7 +123,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _backfill(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", "backfill", *args],
+        [sys.executable, "-m", "cli.app", "backfill", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
     )  # fmt: skip
 

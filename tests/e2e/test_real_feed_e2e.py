@@ -36,7 +36,7 @@ def _cli(*args: str, api: str) -> subprocess.CompletedProcess[str]:
         "COLUMNS": "200",
     }
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "cli.app", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 

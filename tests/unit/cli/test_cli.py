@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import LRS_COLUMNS, TEST_KEY, lrs_row, write_csv
 
-ACCESSWATCH = [sys.executable, "-m", "flows.cli"]
+ACCESSWATCH = [sys.executable, "-m", "cli.app"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -86,7 +86,7 @@ def test_ingest_without_a_key_says_how_to_set_one(tmp_path: Path) -> None:
 def test_every_command_has_help_whose_paragraphs_reflow() -> None:
     from typer.main import get_command
 
-    from flows.cli import app
+    from cli.app import app
 
     group = get_command(app)
     commands = sorted(group.commands)  # type: ignore[attr-defined]

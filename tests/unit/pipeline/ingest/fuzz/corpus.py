@@ -747,7 +747,7 @@ def run_cli(landing: Path, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in env.items() if not k.startswith("ACCESSWATCH_") or k.endswith("KEY")}
     args = ["ingest", "--source", "lrs", "--all", "--home", str(home), "--landing", str(landing)]
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "cli.app", *args],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
 

@@ -43,7 +43,7 @@ def test_the_cli_run_over_the_corpus_ends_cleanly(corpus_run: Run) -> None:
     assert corpus_run.returncode == 1, corpus_run.stderr[-2000:]
     assert "Traceback" not in corpus_run.stdout + corpus_run.stderr
     # Every refused file is named on stderr (names with markup or escapes are printed by
-    # flows/cli.py, which escapes them: not checked here).
+    # cli/ingest.py, which escapes them: not checked here).
     for rel in corpus_run.ledger.filter(corpus_run.ledger["status"] == "refused")["source_file"]:
         if "[" not in rel and "\x1b" not in rel:
             assert f"refused {rel}" in corpus_run.stderr.replace("\n", "")

@@ -1,30 +1,28 @@
-"""The `accesswatch evidence` command (registered on the main app by flows/cli.py)."""
+"""``accesswatch evidence``: build an evidence pack for referral, or verify one."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
+from cli.options import ConfigOpt, fail, lookup_message, parse_day, settings
 from pipeline.outputs.safe_text import console as make_console
 from pipeline.outputs.safe_text import line, text
 
-# Data (org ids, paths, zip entry names, notes) is printed through pipeline/outputs/safe_text.py.
+# Printed unwrapped (soft_wrap), errors too: a pack's paths and fingerprint stay whole on one
+# line. Data (org ids, paths, zip entry names, notes) goes through pipeline/outputs/safe_text.py.
 console = make_console(soft_wrap=True)
 err = make_console(stderr=True, soft_wrap=True)
 
-
-def _fail(message: str, code: int = 2) -> None:
-    """Print ``message`` (plain text, never markup: it may quote data) and exit."""
-    err.print(line(("error:", "bold red"), " ", text(message, newlines=True)))
-    raise typer.Exit(code)
+EvidenceHomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="State folder. Env ACCESSWATCH_HOME.")
+]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the command to ``app``."""
-    app.command("evidence")(evidence_cmd)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    fail(message, code, soft_wrap=True)
 
 
 def evidence_cmd(
@@ -48,12 +46,8 @@ def evidence_cmd(
         int | None,
         typer.Option("--max-events", min=1, help="Most events per source (default 100,000)."),
     ] = None,
-    home: Annotated[
-        Path | None, typer.Option("--home", help="State folder. Env ACCESSWATCH_HOME.")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML settings file. Env ACCESSWATCH_CONFIG.")
-    ] = None,
+    home: EvidenceHomeOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Build an evidence pack for referral, or check one has not changed.
 
@@ -85,34 +79,21 @@ def _build(
 
     from pipeline.outputs.evidence import PackExistsError, build_pack
     from schemas.evidence import EvidenceConfig
-    from schemas.settings import load_settings
 
-    try:
-        day = date.fromisoformat(day_text)
-    except ValueError:
-        _fail(f"not a date (YYYY-MM-DD): {day_text!r}")
-        return
-    try:
-        settings = load_settings(cfg, home=home)
-    except Exception as e:  # pydantic ValidationError or a missing file: both user errors
-        _fail(f"invalid settings: {e}")
-        return
+    day = parse_day(day_text, soft_wrap=True)
+    effective = settings(cfg, soft_wrap=True, home=home)
     try:
         evidence = EvidenceConfig(**({"max_events": max_events} if max_events else {}))
     except ValidationError as e:
         _fail(f"--max-events: {e.errors()[0]['msg']}")
-        return
     try:
-        report = build_pack(settings, org, day, out, evidence=evidence)
+        report = build_pack(effective, org, day, out, evidence=evidence)
     except PackExistsError as e:
         _fail(str(e))
-        return
     except OSError as e:  # a missing, read-only or full output folder
         _fail(f"cannot write the pack {out}: {e.strerror or e} ({e.filename or out})")
-        return
     except LookupError as e:  # an unknown organisation, or a day not detected yet
-        _fail(str(e.args[0]) if e.args else str(e))
-        return
+        _fail(lookup_message(e))
     verdicts = "unavailable" if report.verdicts is None else str(report.verdicts)
     console.print(
         line(

@@ -1,0 +1,181 @@
+"""``accesswatch generate`` and ``evaluate``: synthetic worlds and how well we rank them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.options import (
+    ConfigOpt,
+    HomeOpt,
+    console,
+    err,
+    fail,
+    num,
+    parse_day,
+    settings,
+    write_error,
+)
+from pipeline.outputs.safe_text import line, text
+
+
+def generate_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Folder for landing/ and truth/.")],
+    orgs: Annotated[int, typer.Option("--orgs", help="Organisations in the register.")] = 400,
+    days: Annotated[int, typer.Option("--days", help="Days of events.")] = 42,
+    start: Annotated[str, typer.Option("--start", help="First day YYYY-MM-DD.")] = "2026-08-10",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 7,
+    malformed_rate: Annotated[
+        float, typer.Option("--malformed-rate", help="Share of deliberately malformed rows.")
+    ] = 0.0,
+    volume_scale: Annotated[
+        float, typer.Option("--volume-scale", help="Multiplier on normal LRS volumes.")
+    ] = 1.0,
+    scenario_scale: Annotated[
+        float, typer.Option("--scenario-scale", help="Multiplier on misuse intensities.")
+    ] = 1.0,
+    real_feed_quirks: Annotated[
+        bool,
+        typer.Option(
+            "--real-feed-quirks",
+            help="Write what real feeds send: header-only files on quiet days, NPD-only "
+            "organisations with empty learner counts, empty optional register fields, "
+            "callers missing from the register, shuffled and extra columns.",
+        ),
+    ] = False,
+) -> None:
+    """Write a synthetic LRS/NPD world: a landing folder plus truth/labels.csv and decoys.csv."""
+    from rich.progress import Progress
+
+    from evaluation.generate import generate_world
+    from schemas.generate import RealFeedQuirks, WorldConfig
+
+    try:
+        config = WorldConfig(
+            orgs=orgs,
+            days=days,
+            start=parse_day(start),
+            seed=seed,
+            malformed_rate=malformed_rate,
+            volume_scale=volume_scale,
+            scenario_scale=scenario_scale,
+            real_feed=RealFeedQuirks(enabled=real_feed_quirks),
+        )
+    except ValueError as e:
+        fail(str(e))
+    try:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("generating days", total=days)
+            summary = generate_world(
+                out, config, progress=lambda done, _: bar.update(task, completed=done)
+            )
+    except OSError as e:
+        fail(write_error(e, out))
+    console.print(
+        line(
+            f"wrote {summary.orgs:,} organisations, {summary.lrs_events:,} LRS and "
+            f"{summary.npd_events:,} NPD events over {summary.days} days to {out}/landing; "
+            f"{summary.malformed_rows:,} malformed rows, {summary.duplicate_rows:,} "
+            f"duplicates; answers in {out}/truth"
+        )
+    )
+
+
+def evaluate_cmd(
+    world: Annotated[
+        Path | None,
+        typer.Option(
+            "--world",
+            exists=True,
+            file_okay=False,
+            help="A generated world: runs the whole job on it.",
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            exists=True,
+            dir_okay=False,
+            help="labels.csv for an already processed home.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the figures as Markdown here.")
+    ] = None,
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Precision/recall@K, ranks and delays on a labelled world, beside two baselines."""
+    import shlex
+    import sys
+
+    from rich.progress import Progress
+
+    from evaluation.evaluate import evaluate_home, write_markdown
+    from evaluation.run import run_landing
+
+    if (world is None) == (labels is None):
+        fail("give either --world DIR or --labels FILE")
+    if world is not None:
+        labels = world / "truth" / "labels.csv"
+    assert labels is not None
+    landing = None if world is None else world / "landing"  # None: the settings' landing
+    effective = settings(config, home=home, landing=landing)
+    if world is not None:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("ingest, profile and detect", total=None)
+            run_landing(effective, progress=lambda d, i, n: bar.update(task, completed=i, total=n))
+    results = evaluate_home(effective, labels)
+    table = Table(title=text(f"evaluation against {labels}"))
+    table.add_column("method")
+    for k in results[0].precision:
+        table.add_column(f"P@{k}", justify="right")
+    for k in results[0].recall:
+        table.add_column(f"R@{k}", justify="right")
+    table.add_column("detected", justify="right")
+    table.add_column("median days", justify="right")
+    table.add_column("max decoys top 20", justify="right")
+    for m in results:
+        table.add_row(
+            text(m.method),
+            *[f"{v:.2f}" for v in m.precision.values()],
+            *[f"{v:.2f}" for v in m.recall.values()],
+            f"{m.detected}/{len(m.labels)}",
+            num(m.median_days_to_detect),
+            str(m.max_decoys.get(20, "-")),
+        )
+    console.print(table)
+    ours = results[0]
+    detail = Table(title="labelled organisations (accesswatch)")
+    for col in (
+        "org",
+        "scenario",
+        "onset",
+        "best rank",
+        "days to top 20",
+        "top reason",
+        "names it",
+    ):
+        detail.add_column(col, overflow="fold")
+    for lab in ours.labels:
+        detail.add_row(
+            text(lab.org_id),
+            text(lab.scenario),
+            str(lab.start_date),
+            num(lab.best_rank),
+            num(lab.days_to_detect),
+            text(lab.top_reason or "-"),
+            {True: "yes", False: "no", None: "-"}[lab.reason_matches],
+        )
+    console.print(detail)
+    if report is not None:
+        command = "accesswatch " + shlex.join(sys.argv[1:])
+        try:
+            write_markdown(report, results, labels, command)
+        except OSError as e:
+            fail(write_error(e, report))
+        console.print(line(f"wrote {report}"))
