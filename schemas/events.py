@@ -1,6 +1,6 @@
 """Query events: as delivered in the landing folder (raw) and as kept in the lake.
 
-The raw models are the input contract of ``../shared/DESIGN.md``. The lake models are what
+The raw models are the input contract (the README's "Data contract"). The lake models are what
 ingest writes: personal data (ULN, date of birth, postcode) is replaced by a keyed
 pseudonym, the learner's age at query time and the postcode area.
 """
@@ -41,7 +41,7 @@ def ip_address_pattern() -> str:
 
 
 # ASCII digits only: in Python and Rust regular expressions \d also matches full-width and
-# other Unicode digits, which are not ULNs or UKPRNs (issue 13).
+# other Unicode digits, which are not ULNs or UKPRNs.
 Ukprn = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
 Uln = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
 UkPostcode = Annotated[

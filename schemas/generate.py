@@ -1,7 +1,7 @@
 """Parameters of the synthetic-world generator and what it reports back.
 
-The generator (``evaluation.generate``) writes a landing folder in the input contract of
-``DESIGN.md`` plus ground truth (``truth/labels.csv``, ``truth/decoys.csv``). Every knob it
+The generator (``evaluation.generate``) writes a landing folder in the data contract (the
+README's) plus ground truth (``truth/labels.csv``, ``truth/decoys.csv``). Every knob it
 has lives here with declared bounds; per-org-type behaviour rates live as typed constants
 in ``evaluation/generate/behaviour.py``.
 

@@ -46,8 +46,8 @@ class Region(StrEnum):
 class Organisation(BaseModel):
     """One row of ``reference/organisations.csv``.
 
-    Only ``org_id``, ``name``, ``org_type`` and ``status`` are required (the input contract
-    of ``DESIGN.md``); every other field may be empty, and empty has a meaning:
+    Only ``org_id``, ``name``, ``org_type`` and ``status`` are required (the data contract
+    in the README); every other field may be empty, and empty has a meaning:
 
     - ``ukprn``: no LRS access (an NPD-only organisation); its LRS calls cannot be matched.
     - ``region`` / ``postcode_area``: home region unknown; "outside the org's region"

@@ -255,7 +255,7 @@ def _day_of(entry: Path) -> date | None:
     """The delivery day a landing entry is the folder of: a folder named exactly YYYY-MM-DD.
 
     (``date.fromisoformat`` alone also takes ``20260811`` and ``2026-W33-2``, whose folder
-    ``2026-08-11`` then does not exist: issue 13.)
+    ``2026-08-11`` then does not exist.)
     """
     if not DAY_FOLDER.match(entry.name) or not entry.is_dir():
         return None

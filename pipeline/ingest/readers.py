@@ -401,7 +401,7 @@ def _csv_slow(
                 )
             ):
                 # Quarantine the line where the quote opened and read on from the next line,
-                # so one stray quote does not swallow the rest of the file (issue 13).
+                # so one stray quote does not swallow the rest of the file.
                 bad.append((first_line + start, "has a quote that is never closed", None))
                 i, restart = start + 1, True
                 break

@@ -114,7 +114,7 @@ def field_checks(name: str, field: FieldInfo) -> tuple[pl.Expr, list[tuple[pl.Ex
     if kind is not str:
         # Out-of-bounds values become null, so that cross-field checks and time-zone
         # arithmetic never see them (a year-1 timestamp overflowed the conversion to
-        # Europe/London and stopped the whole run: issue 13).
+        # Europe/London and stopped the whole run).
         parsed = pl.when(in_bounds.fill_null(True)).then(parsed).otherwise(None)
     if c.choices is not None:
         checks.append(
@@ -142,7 +142,7 @@ def field_checks(name: str, field: FieldInfo) -> tuple[pl.Expr, list[tuple[pl.Ex
 
 def ascii_digits(pattern: str) -> str:
     """``pattern`` with ``\\d`` meaning ASCII 0-9 only (in Rust's regex it is any Unicode
-    digit, so full-width digits passed as a UKPRN: issue 13)."""
+    digit, so full-width digits passed as a UKPRN)."""
     return pattern.replace("\\d", "[0-9]")
 
 
@@ -156,7 +156,7 @@ def null_empty(frame: pl.DataFrame) -> pl.DataFrame:
     """Trim surrounding blanks of string columns and turn empty strings into nulls.
 
     Trimming matters: an ``event_id`` of ``" e1 "`` is the event ``e1`` (it escaped
-    deduplication before: issue 13).
+    deduplication before).
     """
     return frame.with_columns(
         pl.when(pl.col(c).str.strip_chars() == "")

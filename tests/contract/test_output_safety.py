@@ -1,4 +1,4 @@
-"""Outputs that cannot attack their reader (issue 13, item 6).
+"""Outputs that cannot attack their reader.
 
 A small world whose register, deliveries and analysts' notes hold rich markup (``[/]``),
 ESC sequences (clear screen, OSC-8 hyperlinks), C1 controls, bidi overrides and

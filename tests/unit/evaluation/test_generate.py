@@ -367,7 +367,7 @@ def test_config_bounds_are_enforced() -> None:
     assert CONFIG.onset_day(None, 3) == 3
 
 
-# --- Real-feed quirks (issue 13) ------------------------------------------------------------
+# --- Real-feed quirks -------------------------------------------------------------------------
 
 
 def test_the_committed_sample_is_what_its_readme_command_makes(tmp_path: Path) -> None:

@@ -379,11 +379,11 @@ def test_fast_pseudonyms_equal_the_standard_hmac(key: bytes, values: list[str]) 
     assert pseudonyms(key, values, "uln") == [pseudonym(key, v, "uln") for v in values]
 
 
-# --- issue 13: real feeds ------------------------------------------------------------------
+# --- Real feeds ---------------------------------------------------------------------------
 
 
 def test_quiet_days_are_committed_deliveries_of_zero_rows(settings: Settings) -> None:
-    """Regression (issue 13): a header-only CSV was refused, so weekends went unscored."""
+    """Regression: a header-only CSV was refused, so weekends went unscored."""
     folder = settings.landing / "lrs" / DAY.isoformat()
     write_csv(folder / "a.csv", [], LRS_COLUMNS)
     write_jsonl(folder / "b.jsonl.gz", [])
@@ -398,7 +398,7 @@ def test_quiet_days_are_committed_deliveries_of_zero_rows(settings: Settings) ->
 
 
 def test_only_folders_named_yyyy_mm_dd_are_delivery_days(tmp_path: Path) -> None:
-    """Regression (issue 13): date.fromisoformat takes 20260811 and 2026-W33-2, whose folder
+    """Regression: date.fromisoformat takes 20260811 and 2026-W33-2, whose folder
     2026-08-11 then did not exist, and --all ended with exit 2."""
     from pipeline.ingest.deliveries import delivery_days, unexpected_entries
 

@@ -871,7 +871,7 @@ def check(c: Case, run: Run) -> list[str]:
 
 
 def summary(run: Run, cases: list[Case]) -> dict[str, int]:
-    """The figures of issue 13's closing note for one corpus run."""
+    """The figures of one corpus run: the table that running this module prints."""
     failed = {c.kind: check(c, run) for c in cases}
     ledger = run.ledger
     accounted = pl.col("rows_written") + pl.col("duplicates") + pl.col("quarantined")
