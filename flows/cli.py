@@ -542,7 +542,7 @@ def demo_cmd(
     Loads reference data, ingests every delivery, then profiles and scores every day.
     `make demo` runs it on the committed sample (data/sample/).
     """
-    from pipeline.rank.detect import suspects
+    from pipeline.rank.listing import suspects
 
     paths = _paths(home, landing, config)
     result = _run_backfill(paths, None, None, workers, None, 0.0)
@@ -605,7 +605,8 @@ def detect_cmd(
 
     A day with no events in the lake and no delivery committed gets no ranked list.
     """
-    from pipeline.rank.detect import NoEventsError, NotProfiledError, detect
+    from pipeline.rank.detect import NoEventsError, detect
+    from pipeline.rank.listing import NotProfiledError
 
     settings = _settings(config, home=home, landing=landing)
     try:
@@ -634,7 +635,7 @@ def suspects_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Print the ranked list of suspect organisations (or accounts) as of a day."""
-    from pipeline.rank.detect import NotProfiledError, suspects
+    from pipeline.rank.listing import NotProfiledError, suspects
     from pipeline.triage.verdicts import TriageFileError
 
     settings = _settings(config, home=home)
@@ -728,7 +729,7 @@ def explain_cmd(
 ) -> None:
     """Show why an organisation scored as it did: features vs peers, timeline, evidence,
     and the legitimate explanations in force (rules.toml [[explanations]])."""
-    from pipeline.rank.detect import explain
+    from pipeline.rank.story import explain
     from pipeline.triage.verdicts import TriageFileError
 
     settings = _settings(config, home=home)

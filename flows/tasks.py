@@ -31,7 +31,8 @@ from pipeline.ingest.reference import load_reference
 from pipeline.outputs.report import write_report
 from pipeline.outputs.summary import day_summary
 from pipeline.profile.build import build_profiles
-from pipeline.rank.detect import NoEventsError, NotProfiledError, detect
+from pipeline.rank.detect import NoEventsError, detect
+from pipeline.rank.listing import NotProfiledError
 from pipeline.store.lake import home_lock
 from pipeline.store.version import (
     code_version,

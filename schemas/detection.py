@@ -1,7 +1,7 @@
 """Detection: profile parameters, rule configs, detector settings, and output records.
 
 Every threshold and weight used by ``pipeline.profile.build``, ``detectors/`` and
-``pipeline.rank.detect`` lives here with declared bounds. Committed defaults are the field
+``pipeline.rank`` lives here with declared bounds. Committed defaults are the field
 defaults; ``detectors/rules.toml`` holds the rules and may override any section
 (``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``); see
 :func:`detectors.rules.load_config`.

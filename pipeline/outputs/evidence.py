@@ -59,7 +59,8 @@ from pipeline.outputs.safe_text import neutralise_frame as _neutralise
 from pipeline.profile import define_macros
 from pipeline.profile.build import read_features
 from pipeline.rank import sql as rank_sql
-from pipeline.rank.detect import NotProfiledError, explain
+from pipeline.rank.listing import NotProfiledError
+from pipeline.rank.story import explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import REPO, code_version
 from pipeline.store.warehouse import connect

@@ -49,7 +49,8 @@ from pipeline.ingest.reference import reference_problems
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import visible
 from pipeline.outputs.summary import day_summary
-from pipeline.rank.detect import explain, org_directory, suspects
+from pipeline.rank.listing import org_directory, suspects
+from pipeline.rank.story import explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import code_version
 from pipeline.store.warehouse import connect
