@@ -53,6 +53,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from detectors.registry import configured_models
 from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import neutralise_frame as _neutralise
@@ -437,12 +438,10 @@ def versions(settings: Settings, config: DetectionConfig | None = None) -> dict[
         "detectors": {
             "source_sha256": _source_hash(REPO / "detectors"),
             "rules": {"class": "RuleDetector", "rules": len(cfg.rules)},
-            "iforest": {
-                "class": "IsolationForestDetector",
-                "seed": cfg.models.seed,
-                **cfg.models.iforest.model_dump(mode="json"),
+            **{
+                k.name: {"class": k.cls.__name__, **k.settings(cfg.models)}
+                for k in configured_models(cfg)
             },
-            "ecod": {"class": "EcodDetector", **cfg.models.ecod.model_dump(mode="json")},
             "ensemble": cfg.ensemble.model_dump(mode="json"),
             "model_features": features,
         },

@@ -44,6 +44,7 @@ import jinja2
 import polars as pl
 from markupsafe import Markup, escape
 
+from detectors.registry import configured_models
 from detectors.rules import load_config
 from pipeline.ingest.reference import reference_problems
 from pipeline.outputs import sql
@@ -519,11 +520,11 @@ def _versions(cfg: DetectionConfig) -> tuple[str, str]:
     rules = cfg.model_dump_json(include={"rules"})
     settings = cfg.model_dump_json(exclude={"rules"})
     weights = ", ".join(f"{k} {v:g}" for k, v in sorted(cfg.ensemble.weights.items()))
+    models = " and ".join(k.label(cfg.models) for k in configured_models(cfg))
     libs = ", ".join(f"{name} {_library(name)}" for name in ("scikit-learn", "pyod"))
     rules_version = f"{len(cfg.rules)} rules, sha256 {_config_hash(rules)}"
     detector_version = (
-        f"ensemble ({cfg.ensemble.method}) of isolation forest "
-        f"({cfg.models.iforest.n_estimators} trees) and ECOD, weights {weights}; "
+        f"ensemble ({cfg.ensemble.method}) of {models}, weights {weights}; "
         f"models {cfg.ensemble.model_weight:g} / rules {cfg.ensemble.rule_weight:g}; "
         f"settings sha256 {_config_hash(settings)}; {libs}"
     )

@@ -1,12 +1,16 @@
 """Ranking: score every organisation and account of a day, explain, and keep the ranked list.
 
 ``detect(settings, day)`` reads the day's ``features`` / ``account_features`` (built by
-:func:`pipeline.profile.build.build_profiles`), fits the detectors on that day's rows (rules,
-IsolationForest, ECOD; unsupervised, so every day is fitted on its own population; where a
-legitimate explanation of ``rules.toml`` holds for an org, the models take the features it
-names as the peer norm for the org and its accounts, see :mod:`detectors.explanations`), and
-replaces the day's rows of ``scores``, ``rule_hits``, ``reasons`` and ``suspects`` in one
-transaction. Reasons are worded by :mod:`pipeline.rank.reasons`, rule evidence comes from
+:func:`pipeline.profile.build.build_profiles`), fits the ensemble the configuration names on
+that day's rows (rules and the model detectors of ``[ensemble] weights``, built by
+:func:`detectors.registry.build_ensemble`; unsupervised, so every day is fitted on its own
+population; where a legitimate explanation of ``rules.toml`` holds for an org, the models
+take the features it names as the peer norm for the org and its accounts, see
+:mod:`detectors.explanations`), and replaces the day's rows of ``scores``,
+``detector_scores`` (one row per model detector), ``rule_hits``, ``reasons`` and
+``suspects`` in one transaction. Ranking reads the ensemble's result and never names a
+detector; model reasons are given only to rows the models scored. Reasons are worded by
+:mod:`pipeline.rank.reasons`, rule evidence comes from
 :mod:`pipeline.rank.examples`; the stored list is read by :mod:`pipeline.rank.listing` and
 one org's story told by :mod:`pipeline.rank.story`.
 
@@ -14,7 +18,7 @@ Behaviour at the edges (tested):
 
 - an org with no activity has NULL shares; models score only active rows (calls in the
   7-day window) and give the others a model part of 0, so their score comes from rules
-  (e.g. NPD breaches) alone;
+  (e.g. NPD breaches) alone, and their reasons from rules alone (no model reasons);
 - fewer than ``models.min_fit_rows`` active rows (an empty or partial day): models are not
   fitted, every score comes from rules alone; nothing fails;
 - a brand-new org has NULL history changes (no baseline) and is compared with peers only;
@@ -38,11 +42,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from detectors.base import Contribution
-from detectors.ensemble import EnsembleDetector
-from detectors.explanations import holding, model_view
-from detectors.models import EcodDetector, IsolationForestDetector, _ModelDetector
-from detectors.rules import RuleDetector, load_config
+from detectors.ensemble import EnsembleDetector, fold_accounts
+from detectors.explanations import holding
+from detectors.registry import build_ensemble
+from detectors.rules import load_config
 from pipeline.profile.build import read_features
 from pipeline.rank.examples import attach_evidence
 from pipeline.rank.listing import NotProfiledError, first_flagged, org_directory
@@ -52,67 +55,19 @@ from pipeline.store.warehouse import connect, day_has_data, replace_day
 from schemas.detection import (
     AccountShare,
     DetectionConfig,
+    DetectorScoreRow,
     DetectReport,
     Level,
     RuleHit,
     ScoreRow,
 )
-from schemas.features import (
-    ACCOUNT_FEATURE_MAP,
-    FEATURES,
-    model_features,
-)
 from schemas.settings import Settings
 
-OUTPUT_TABLES = ("scores", "rule_hits", "reasons", "suspects")
+OUTPUT_TABLES = ("scores", "detector_scores", "rule_hits", "reasons", "suspects")
 
 
 class NoEventsError(NotProfiledError):
     """The day has no events in the lake and no delivery committed: nothing to score."""
-
-
-def _directions(level: Level) -> dict[str, int]:
-    registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
-    return {name: f.direction for name, f in registry.items()}
-
-
-def build_ensemble(
-    cfg: DetectionConfig,
-    level: Level,
-    columns: list[str],
-    explained: Mapping[str, Sequence[str]] | None = None,
-) -> EnsembleDetector:
-    """The detectors for one level, reading the configured (or default) model features.
-
-    ``explained`` (org_id -> explanation ids, see :func:`detectors.explanations.holding`)
-    makes the models see those orgs' explained features at the peer norm."""
-    chosen = cfg.models.org_features if level is Level.org else cfg.models.account_features
-    feats = list(chosen) if chosen else model_features(level.value)
-    feats = [f for f in feats if f in columns]
-    directions = _directions(level)
-    m = cfg.models
-    models: list[_ModelDetector] = [
-        IsolationForestDetector(
-            features=feats,
-            directions=directions,
-            n_estimators=m.iforest.n_estimators,
-            max_samples=m.iforest.max_samples,
-            max_features=m.iforest.max_features,
-            contamination=m.iforest.contamination,
-            seed=m.seed,
-        ),
-        EcodDetector(features=feats, directions=directions, contamination=m.ecod.contamination),
-    ]
-    return EnsembleDetector(
-        rules=RuleDetector(
-            rules=cfg.rules, level=level, ensemble=cfg.ensemble, formatter=formatter(level)
-        ),
-        models=models if feats else [],
-        config=cfg.ensemble,
-        active=m.active_feature,
-        min_fit_rows=m.min_fit_rows,
-        view=model_view(explained, cfg.explanations, directions, feats) if explained else None,
-    )
 
 
 def _score_level(
@@ -120,45 +75,34 @@ def _score_level(
     cfg: DetectionConfig,
     level: Level,
     explained: Mapping[str, Sequence[str]] | None = None,
-) -> tuple[pl.DataFrame, list[RuleHit], EnsembleDetector]:
-    """Scores of every row (columns rules, iforest, ecod, models, score, hard_fact)."""
-    det = build_ensemble(cfg, level, features.columns, explained).fit(features)
-    parts = det.parts(features)
-    keys = ["org_id", "user_name"] if level is Level.account else ["org_id"]
-    scored = features.select(keys).with_columns(
-        pl.Series("rules", parts["rules"]),
-        pl.Series("iforest", parts.get("iforest", np.zeros(features.height))),
-        pl.Series("ecod", parts.get("ecod", np.zeros(features.height))),
-        pl.Series("models", parts["models"]),
-        pl.Series("score", np.round(parts["score"], 2)),
-        pl.Series("hard_fact", parts["hard"] > 0),
+) -> tuple[pl.DataFrame, pl.DataFrame, list[RuleHit], EnsembleDetector]:
+    """Scores of every row (columns org_id, user_name, rules, models, score, hard_fact),
+    each detector's part of them (org_id, user_name, detector, score), the rule hits and
+    the fitted ensemble."""
+    det = build_ensemble(cfg, level, features.columns, explained, formatter(level)).fit(features)
+    result = det.result(features)
+    user = pl.col("user_name") if level is Level.account else pl.lit("").alias("user_name")
+    keys = features.select("org_id", user)
+    scored = keys.with_columns(
+        pl.Series("rules", result.rules),
+        pl.Series("models", result.models),
+        pl.Series("score", np.round(result.score, 2)),
+        pl.Series("hard_fact", result.hard),
     )
-    if level is Level.org:
-        scored = scored.with_columns(pl.lit("").alias("user_name"))
-    hits = det.rules.hits(features)
-    return scored, hits, det
+    parts = pl.concat(
+        [
+            keys.with_columns(pl.lit(name).alias("detector"), pl.Series("score", part))
+            for name, part in result.parts.items()
+        ]
+        or [_EMPTY_PARTS]
+    )
+    return scored, parts, result.hits, det
 
 
-def _fold_accounts(org_s: pl.DataFrame, acc_s: pl.DataFrame, cfg: DetectionConfig) -> pl.DataFrame:
-    """An org scores at least ``account_weight`` x its worst account (a stolen account
-    inside a normal org surfaces the org too); account hard facts count for the org."""
-    if acc_s.is_empty():
-        return org_s
-    worst = acc_s.group_by("org_id").agg(
-        pl.col("score").max().alias("_a_score"),
-        pl.col("rules").max().alias("_a_rules"),
-        pl.col("hard_fact").any().alias("_a_hard"),
-    )
-    w = cfg.ensemble.account_weight
-    return (
-        org_s.join(worst, on="org_id", how="left")
-        .with_columns(
-            pl.max_horizontal("score", (pl.col("_a_score").fill_null(0.0) * w).round(2)),
-            pl.max_horizontal("rules", pl.col("_a_rules").fill_null(0.0)),
-            pl.col("hard_fact") | pl.col("_a_hard").fill_null(False),
-        )
-        .drop("_a_score", "_a_rules", "_a_hard")
-    )
+_EMPTY_PARTS = pl.DataFrame(
+    schema={"org_id": pl.String, "user_name": pl.String, "detector": pl.String,
+            "score": pl.Float64},
+)  # fmt: skip
 
 
 def _keys(ranked: pl.DataFrame) -> set[tuple[str, str]]:
@@ -240,18 +184,18 @@ def detect(
             raise NotProfiledError(f"no features for {day}: run the profile step first")
         acc_f = read_features(con, day, "account")
         explained = holding(org_f, cfg.explanations)
-        org_s, org_hits, org_det = _score_level(org_f, cfg, Level.org, explained)
+        org_s, org_parts, org_hits, org_det = _score_level(org_f, cfg, Level.org, explained)
         if acc_f.is_empty():
             acc_s = pl.DataFrame(
                 schema={"org_id": pl.String, "user_name": pl.String, "rules": pl.Float64,
-                        "iforest": pl.Float64, "ecod": pl.Float64, "models": pl.Float64,
-                        "score": pl.Float64, "hard_fact": pl.Boolean},
+                        "models": pl.Float64, "score": pl.Float64, "hard_fact": pl.Boolean},
             )  # fmt: skip
+            acc_parts = _EMPTY_PARTS
             acc_hits: list[RuleHit] = []
             acc_det = None
         else:
-            acc_s, acc_hits, acc_det = _score_level(acc_f, cfg, Level.account, explained)
-        org_s = _fold_accounts(org_s, acc_s, cfg)
+            acc_s, acc_parts, acc_hits, acc_det = _score_level(acc_f, cfg, Level.account, explained)
+        org_s = fold_accounts(org_s, acc_s, cfg.ensemble)
         top_org = _ranked(org_s).head(cfg.ranking.store_top)
         top_acc = _ranked(acc_s).head(cfg.ranking.store_top)
         org_rows = _rows(org_f, {(h.org_id, "") for h in org_hits} | _keys(top_org))
@@ -270,13 +214,14 @@ def detect(
 
         tables: dict[str, list[dict[str, Any]]] = {t: [] for t in OUTPUT_TABLES}
         frames_scores: list[pl.DataFrame] = []
-        for level, scored, feats, det, rows_by in (
-            (Level.org, org_s, org_f, org_det, org_rows),
-            (Level.account, acc_s, acc_f, acc_det, acc_rows),
+        frames_parts: list[pl.DataFrame] = []
+        for level, scored, parts, feats, det, rows_by in (
+            (Level.org, org_s, org_parts, org_f, org_det, org_rows),
+            (Level.account, acc_s, acc_parts, acc_f, acc_det, acc_rows),
         ):
-            frames_scores.append(
-                scored.with_columns(pl.lit(day).alias("day"), pl.lit(level.value).alias("level"))
-            )
+            stamp = (pl.lit(day).alias("day"), pl.lit(level.value).alias("level"))
+            frames_scores.append(scored.with_columns(*stamp))
+            frames_parts.append(parts.with_columns(*stamp))
             if det is None or scored.is_empty():
                 continue
             ranked = top_org if level is Level.org else top_acc
@@ -285,7 +230,7 @@ def detect(
             top = ranked.select(key_cols).join(
                 feats, on=key_cols, how="left", maintain_order="left"
             )
-            contributions = _model_contributions(det, top)
+            contributions = det.model_contributions(top)
             flagged = first_flagged(con, cfg, day, level.value)
             for i, (rank, (org, user)) in enumerate(
                 zip(ranked["rank"].to_list(), keys, strict=True)
@@ -346,7 +291,15 @@ def detect(
                     "evidence": h.evidence.model_dump_json(),
                 }
             )
-        _write_outputs(con, day, tables, pl.concat(frames_scores, how="diagonal_relaxed"))
+        _write_outputs(
+            con,
+            day,
+            tables,
+            {
+                "scores": pl.concat(frames_scores, how="diagonal_relaxed"),
+                "detector_scores": pl.concat(frames_parts, how="diagonal_relaxed"),
+            },
+        )
     return DetectReport(
         day=day,
         organisations=org_f.height,
@@ -359,42 +312,20 @@ def detect(
     )
 
 
-def _model_contributions(det: EnsembleDetector, top: pl.DataFrame) -> list[list[Contribution]]:
-    """Per row of ``top``: model contributions, weighted by the ensemble weights, merged."""
-    rows: list[list[Contribution]] = [[] for _ in range(top.height)]
-    if not det.models_fitted_ or top.is_empty():
-        return rows
-    weights = det.config_.weights
-    for m in det.models:
-        w = weights.get(m.name, 0.0)
-        for i, row in enumerate(m.explain(det.model_view(top), top=8)):
-            rows[i] += [
-                Contribution(c.feature, c.contribution * w, c.value, c.rule_id) for c in row
-            ]
-    merged = []
-    for row in rows:
-        acc: dict[str, float] = defaultdict(float)
-        vals: dict[str, float | None] = {}
-        for c in row:
-            acc[c.feature] += c.contribution
-            vals[c.feature] = c.value
-        merged.append(
-            [Contribution(f, v, vals[f]) for f, v in sorted(acc.items(), key=lambda kv: -kv[1])]
-        )
-    return merged
-
-
 def _write_outputs(
     con: duckdb.DuckDBPyConnection,
     day: date,
     tables: dict[str, list[dict[str, Any]]],
-    scores: pl.DataFrame,
+    scores: dict[str, pl.DataFrame],
 ) -> None:
-    """Replace ``day``'s rows of the output tables in one transaction."""
-    frames: dict[str, pl.DataFrame | None] = {}
+    """Replace ``day``'s rows of the output tables in one transaction (``scores`` and
+    ``detector_scores`` from frames, the others from rows)."""
+    frames: dict[str, pl.DataFrame | None] = {
+        "scores": scores["scores"].select(list(ScoreRow.model_fields)),
+        "detector_scores": scores["detector_scores"].select(list(DetectorScoreRow.model_fields)),
+    }
     for table, rows in tables.items():
-        if table == "scores":
-            frames[table] = scores.select(list(ScoreRow.model_fields))
+        if table in frames:
             continue
         cols = [
             r[0]

@@ -195,10 +195,10 @@ def test_ensemble_without_enough_active_rows_scores_by_rules_only() -> None:
     frame, _ = seeded_frame()
     frame = frame.with_columns(pl.lit(0.0).alias("calls_7d"))
     det = _ensemble().fit(frame)
-    parts = det.parts(frame)
+    result = det.result(frame)
     assert not det.models_fitted_
-    assert (parts["models"] == 0).all()
-    assert np.isfinite(parts["score"]).all()
+    assert (result.models == 0).all()
+    assert np.isfinite(result.score).all()
 
 
 # --- Legitimate explanations ---------------------------------------------------------------
@@ -219,20 +219,20 @@ def test_an_explanation_lowers_only_the_features_it_names_and_never_a_rule_hit()
     ft = np.zeros(frame.height)
     ft[explained_rows] = 0.9
     frame = frame.with_columns(pl.Series("ft", ft))
-    plain = _ensemble().fit(frame).parts(frame)
+    plain = _ensemble().fit(frame).result(frame)
     by_org = holding(frame, [EXPLAINED])
     assert set(by_org) == set(frame["org_id"].gather(explained_rows).to_list())
     ens = _ensemble()
     ens.view = model_view(by_org, [EXPLAINED], {}, FEATURES)
-    parts = ens.fit(frame).parts(frame)
+    parts = ens.fit(frame).result(frame)
     others = np.setdiff1d(np.flatnonzero(y), explained_rows)
-    normal_p95 = np.quantile(parts["models"][y == 0], 0.95)
-    assert (parts["models"][explained_rows] <= normal_p95).all()
-    assert (plain["models"][explained_rows] > normal_p95).all()
-    assert (parts["models"][others] > normal_p95).all()
+    normal_p95 = np.quantile(parts.models[y == 0], 0.95)
+    assert (parts.models[explained_rows] <= normal_p95).all()
+    assert (plain.models[explained_rows] > normal_p95).all()
+    assert (parts.models[others] > normal_p95).all()
     # rules read the raw features: the explained outliers still fire TST-01 (f0_pz >= 3)
-    np.testing.assert_array_equal(parts["rules"], plain["rules"])
-    assert (parts["rules"][explained_rows] > 0).any()
+    np.testing.assert_array_equal(parts.rules, plain.rules)
+    assert (parts.rules[explained_rows] > 0).any()
     # the models' contributions show the explained features as they saw them: at the norm
     seen = [c for i in explained_rows for c in ens.explain(frame)[i] if not c.rule_id]
     assert seen and all(c.value == 0.0 for c in seen if c.feature in {"f0_pz", "f1_pz"})
