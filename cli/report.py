@@ -31,7 +31,7 @@ def report_cmd(
     """Write the self-contained HTML report of a day: ranked list, a card per suspect
     with reasons and charts, data quality and run metadata. Opens offline."""
     from pipeline.outputs.report import ReportPathError, stated_hash, write_report
-    from pipeline.rank.detect import NotProfiledError
+    from pipeline.rank.listing import NotProfiledError
 
     effective = settings(config, home=home)
     try:

@@ -281,7 +281,7 @@ def demo_cmd(
     Loads reference data, ingests every delivery, then profiles and scores every day.
     `make demo` runs it on the committed sample (data/sample/).
     """
-    from pipeline.rank.detect import suspects
+    from pipeline.rank.listing import suspects
 
     paths = _paths(home, landing, config)
     result = _run_backfill(paths, None, None, workers, None, 0.0)

@@ -81,7 +81,8 @@ def detect_cmd(
 
     A day with no events in the lake and no delivery committed gets no ranked list.
     """
-    from pipeline.rank.detect import NoEventsError, NotProfiledError, detect
+    from pipeline.rank.detect import NoEventsError, detect
+    from pipeline.rank.listing import NotProfiledError
 
     effective = settings(config, home=home, landing=landing)
     try:
@@ -108,7 +109,7 @@ def suspects_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Print the ranked list of suspect organisations (or accounts) as of a day."""
-    from pipeline.rank.detect import NotProfiledError, suspects
+    from pipeline.rank.listing import NotProfiledError, suspects
     from pipeline.triage.verdicts import TriageFileError
 
     effective = settings(config, home=home)
@@ -200,7 +201,7 @@ def explain_cmd(
 ) -> None:
     """Show why an organisation scored as it did: features vs peers, timeline, evidence,
     and the legitimate explanations in force (rules.toml [[explanations]])."""
-    from pipeline.rank.detect import explain
+    from pipeline.rank.story import explain
     from pipeline.triage.verdicts import TriageFileError
 
     effective = settings(config, home=home)

@@ -6,6 +6,10 @@ only checks that its features exist), ``score`` never changes the fitted object,
 ``explain`` says which features drove a row's score. Constructors take keyword arguments
 and only store them; parameters are validated in ``fit``; learned state ends in ``_``.
 Using a detector before ``fit`` raises :class:`NotFittedError`.
+
+At the edges: ``fit`` on fewer than ``min_rows`` rows raises :class:`ParameterError`;
+``score`` of an empty frame is an empty array and ``explain`` of one an empty list.
+Detectors built from the configuration are registered in :mod:`detectors.registry`.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Detector(ABC):
     """fit / score / explain over a polars frame of features."""
 
     name: str = "detector"
+    min_rows: int = 1
+    """The fewest rows ``fit`` accepts."""
 
     def _check_fitted(self) -> None:
         if not getattr(self, "fitted_", False):

@@ -57,6 +57,7 @@ def _top(names: list[str], values: Matrix, contrib: Matrix, top: int) -> list[li
 
 
 class _ModelDetector(Detector):
+    min_rows = 2
     features: Sequence[str]
     directions: Mapping[str, int] | None
     feature_names_: list[str]
@@ -74,7 +75,13 @@ class _ModelDetector(Detector):
             raise KeyError(
                 f"{type(self).__name__}: features missing from the frame: {', '.join(missing)}"
             )
-        check_param(self, "features (rows)", frame.height, frame.height >= 2, "at least 2 rows")
+        check_param(
+            self,
+            "features (rows)",
+            frame.height,
+            frame.height >= self.min_rows,
+            f"at least {self.min_rows} rows",
+        )
         return names
 
 
@@ -196,6 +203,8 @@ class EcodDetector(_ModelDetector):
 
     def explain(self, features: pl.DataFrame, top: int = 5) -> list[list[Contribution]]:
         self._check_fitted()
+        if features.height == 0:
+            return []
         x, per = self._per_feature(features)
         # the baseline of a typical cell is -log(0.5); only the excess explains the score
         return _top(self.feature_names_, x, np.maximum(per - np.log(2.0), 0.0), top)

@@ -3,7 +3,9 @@
 The baselines are what a department might run without accesswatch: (a) a volume alarm -
 an organisation's daily count above a multiple of both its own trailing median and its
 peers' median that day, ranked by how far above; (b) a plain IsolationForest over raw
-daily counts (calls, distinct learners, users), fitted each day across organisations.
+daily counts (calls, distinct learners, users), fitted each day across organisations. Both
+are registered detectors (:data:`detectors.registry.BASELINES`, classes in
+:mod:`detectors.baselines`), built from :class:`schemas.evaluation.EvaluationConfig`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
 
+from detectors.registry import BASELINES
 from evaluation import sql
 from pipeline.store.lake import lake_dir
 from pipeline.store.warehouse import connect
@@ -69,35 +71,23 @@ def daily_counts(settings: Settings, first: date, last: date) -> pl.DataFrame:
 
 
 def volume_alarm(counts: pl.DataFrame, cfg: EvaluationConfig) -> pl.DataFrame:
-    """Score = calls / max(own trailing median, peer median that day, 1); alarms first."""
-    frame = counts.sort("org_id", "day").with_columns(
-        pl.col("calls")
-        .shift(1)
-        .rolling_median(cfg.volume_history_days, min_samples=1)
-        .over("org_id")
-        .fill_null(0)
-        .alias("own_median"),
-        pl.col("calls").median().over("org_type", "day").alias("peer_median"),
-    )
-    baseline = pl.max_horizontal("own_median", "peer_median", pl.lit(1.0))
-    ratio = pl.col("calls") / baseline
-    fired = ratio > cfg.volume_multiple
-    return frame.select(
-        "org_id", "day", (pl.when(fired).then(1000.0).otherwise(0.0) + ratio).alias("score")
-    )
+    """Score = calls / max(own trailing median, peer median that day, 1); alarms first
+    (:class:`detectors.baselines.VolumeAlarmDetector` over every org and day of ``counts``)."""
+    frame = counts.sort("org_id", "day")
+    alarm = BASELINES["volume_alarm"].build(cfg).fit(frame)
+    return frame.select("org_id", "day").with_columns(pl.Series("score", alarm.score(frame)))
 
 
 def raw_iforest(counts: pl.DataFrame, cfg: EvaluationConfig) -> pl.DataFrame:
-    """A plain IsolationForest on log raw daily counts, fitted per day."""
+    """A plain IsolationForest on log raw daily counts, fitted per day
+    (:class:`detectors.baselines.RawIsolationForestDetector`)."""
+    kind = BASELINES["raw_iforest"]
     parts = []
     for (day,), part in counts.group_by("day", maintain_order=True):
-        x = np.log1p(part.select("calls", "learners", "users").to_numpy().astype(float))
-        model = IsolationForest(
-            n_estimators=cfg.iforest_estimators, random_state=cfg.iforest_seed
-        ).fit(x)
+        forest = kind.build(cfg).fit(part)
         parts.append(
             part.select("org_id").with_columns(
-                pl.lit(day).alias("day"), pl.Series("score", -model.score_samples(x))
+                pl.lit(day).alias("day"), pl.Series("score", forest.score(part))
             )
         )
     return pl.concat(parts)
@@ -251,8 +241,12 @@ def method_scores(
     counts = daily_counts(settings, first - timedelta(cfg.volume_history_days), last)
     return {
         "accesswatch": ours,
-        "volume alarm": volume_alarm(counts, cfg).filter(pl.col("day") >= first),
-        "raw isolation forest": raw_iforest(counts.filter(pl.col("day") >= first), cfg),
+        BASELINES["volume_alarm"].label(cfg): volume_alarm(counts, cfg).filter(
+            pl.col("day") >= first
+        ),
+        BASELINES["raw_iforest"].label(cfg): raw_iforest(
+            counts.filter(pl.col("day") >= first), cfg
+        ),
     }
 
 

@@ -12,7 +12,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from pipeline.outputs.summary import day_summary
-from pipeline.rank.detect import NotProfiledError, suspects
+from pipeline.rank.listing import NotProfiledError, suspects
 from schemas.detection import REPORT_TOP
 from schemas.flows import DaySummary, JobPaths, RunResult
 

@@ -20,7 +20,7 @@ from prefect.context import TaskRunContext
 from pipeline.ingest.deliveries import CommittedDelivery, StagedDelivery, staged_fingerprint
 from pipeline.outputs.report import write_report
 from pipeline.plan import steps
-from pipeline.rank.detect import NotProfiledError
+from pipeline.rank.listing import NotProfiledError
 from pipeline.store.version import (
     code_version,
     day_inputs_fingerprint,

@@ -55,7 +55,8 @@ from pipeline.outputs.evidence import (
     peer_distribution,
     verdict_history,
 )
-from pipeline.rank.detect import explain, suspects
+from pipeline.rank.listing import suspects
+from pipeline.rank.story import explain
 from pipeline.store.version import REPO, code_version
 from schemas.settings import load_settings
 

@@ -1,7 +1,7 @@
 """Detection: profile parameters, rule configs, detector settings, and output records.
 
 Every threshold and weight used by ``pipeline.profile.build``, ``detectors/`` and
-``pipeline.rank.detect`` lives here with declared bounds. Committed defaults are the field
+``pipeline.rank`` lives here with declared bounds. Committed defaults are the field
 defaults; ``detectors/rules.toml`` holds the rules and may override any section
 (``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``); see
 :func:`detectors.rules.load_config`.
@@ -459,8 +459,9 @@ class Score(BaseModel):
     org_id: str
     user_name: str = ""
     rules: float = Field(ge=0, le=1)
-    iforest: float = Field(ge=0, le=1)
-    ecod: float = Field(ge=0, le=1)
+    detectors: dict[str, float] = Field(
+        default_factory=dict, description="Each model detector's normalised score (0-1), by name"
+    )
     models: float = Field(ge=0, le=1)
     score: float = Field(ge=0, le=100)
     hard_fact: bool = False
@@ -505,16 +506,29 @@ class Suspect(BaseModel):
 
 
 class ScoreRow(BaseModel):
+    """One row of ``scores``: the combined score of an org (account) on a day and its rule
+    and model parts; each detector's own part is in ``detector_scores``."""
+
     day: date
     level: str
     org_id: str
     user_name: str
     rules: float
-    iforest: float
-    ecod: float
     models: float
     score: float
     hard_fact: bool
+
+
+class DetectorScoreRow(BaseModel):
+    """One row of ``detector_scores``: one model detector's normalised score (0-1) of an org
+    (account) on a day, 0 where the models did not score the row."""
+
+    day: date
+    level: str
+    org_id: str
+    user_name: str
+    detector: str
+    score: float
 
 
 class RuleHitRow(BaseModel):

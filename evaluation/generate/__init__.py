@@ -1,6 +1,7 @@
 """Synthetic worlds for accesswatch: an organisation register, NPD agreements, months of LRS
 and NPD query events with known misuse scenarios and legitimate look-alikes, delivered as a
-landing folder in the data contract (the README's "Data contract") plus ground truth under ``truth/``.
+landing folder in the data contract (the README's "Data contract") plus ground truth
+under ``truth/``.
 
 Entry point: :func:`generate_world`. Parameters: :class:`schemas.generate.WorldConfig`.
 """

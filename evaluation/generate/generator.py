@@ -234,8 +234,8 @@ def real_feed_config(
     orgs: int = 100, days: int = 10, seed: int = 11, start: str = "2026-08-29"
 ) -> WorldConfig:
     """A small world with every real-feed quirk on, generated in seconds: the landing
-    folder that real-feed handling is tested on (header-only NPD files at weekends - the default start
-    is a Saturday -, NPD-only orgs without a size, orgs with empty optional fields, two LRS
+    folder that real-feed handling is tested on (header-only NPD files at weekends - the
+    default start is a Saturday -, NPD-only orgs without a size, orgs with empty optional fields, two LRS
     callers and one NPD requester missing from the register, 0.2 % malformed rows).
 
     CLI equivalent (once ``generate`` takes ``--real-feed-quirks``): ``accesswatch generate

@@ -53,13 +53,15 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from detectors.registry import configured_models
 from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import neutralise_frame as _neutralise
 from pipeline.profile import define_macros
 from pipeline.profile.build import read_features
 from pipeline.rank import sql as rank_sql
-from pipeline.rank.detect import NotProfiledError, explain
+from pipeline.rank.listing import NotProfiledError
+from pipeline.rank.story import explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import REPO, code_version
 from pipeline.store.warehouse import connect
@@ -436,12 +438,10 @@ def versions(settings: Settings, config: DetectionConfig | None = None) -> dict[
         "detectors": {
             "source_sha256": _source_hash(REPO / "detectors"),
             "rules": {"class": "RuleDetector", "rules": len(cfg.rules)},
-            "iforest": {
-                "class": "IsolationForestDetector",
-                "seed": cfg.models.seed,
-                **cfg.models.iforest.model_dump(mode="json"),
+            **{
+                k.name: {"class": k.cls.__name__, **k.settings(cfg.models)}
+                for k in configured_models(cfg)
             },
-            "ecod": {"class": "EcodDetector", **cfg.models.ecod.model_dump(mode="json")},
             "ensemble": cfg.ensemble.model_dump(mode="json"),
             "model_features": features,
         },

@@ -44,12 +44,14 @@ import jinja2
 import polars as pl
 from markupsafe import Markup, escape
 
+from detectors.registry import configured_models
 from detectors.rules import load_config
 from pipeline.ingest.reference import reference_problems
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import visible
 from pipeline.outputs.summary import day_summary
-from pipeline.rank.detect import explain, org_directory, suspects
+from pipeline.rank.listing import org_directory, suspects
+from pipeline.rank.story import explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import code_version
 from pipeline.store.warehouse import connect
@@ -518,11 +520,11 @@ def _versions(cfg: DetectionConfig) -> tuple[str, str]:
     rules = cfg.model_dump_json(include={"rules"})
     settings = cfg.model_dump_json(exclude={"rules"})
     weights = ", ".join(f"{k} {v:g}" for k, v in sorted(cfg.ensemble.weights.items()))
+    models = " and ".join(k.label(cfg.models) for k in configured_models(cfg))
     libs = ", ".join(f"{name} {_library(name)}" for name in ("scikit-learn", "pyod"))
     rules_version = f"{len(cfg.rules)} rules, sha256 {_config_hash(rules)}"
     detector_version = (
-        f"ensemble ({cfg.ensemble.method}) of isolation forest "
-        f"({cfg.models.iforest.n_estimators} trees) and ECOD, weights {weights}; "
+        f"ensemble ({cfg.ensemble.method}) of {models}, weights {weights}; "
         f"models {cfg.ensemble.model_weight:g} / rules {cfg.ensemble.rule_weight:g}; "
         f"settings sha256 {_config_hash(settings)}; {libs}"
     )

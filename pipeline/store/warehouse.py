@@ -32,7 +32,7 @@ from pipeline.store.lake import (
     partition_dir,
     pending_commits,
 )
-from schemas.detection import ReasonRow, RuleHitRow, ScoreRow, SuspectRow
+from schemas.detection import DetectorScoreRow, ReasonRow, RuleHitRow, ScoreRow, SuspectRow
 from schemas.frames import duckdb_columns, polars_schema
 from schemas.ingest import DeliveryReport, DeliveryStatus
 from schemas.reference import Agreement, Organisation
@@ -43,8 +43,11 @@ TABLES: dict[str, str] = {
     "organisations": duckdb_columns(Organisation),
     "agreements": duckdb_columns(Agreement),
     # detection outputs (pipeline.rank.detect); features and daily summaries are created by
-    # pipeline.profile.build from its feature registry and SQL
+    # pipeline.profile.build from its feature registry and SQL. Each model detector's part
+    # is one row of detector_scores (older warehouses had one scores column per model:
+    # see _migrate_scores)
     "scores": duckdb_columns(ScoreRow),
+    "detector_scores": duckdb_columns(DetectorScoreRow),
     "rule_hits": duckdb_columns(RuleHitRow),
     "reasons": duckdb_columns(ReasonRow),
     "suspects": duckdb_columns(SuspectRow),
@@ -52,6 +55,30 @@ TABLES: dict[str, str] = {
     # (pipeline.ingest.deliveries.check_key): a later ingest with another key is refused
     "key_fingerprint": "fingerprint VARCHAR, run_id VARCHAR, recorded_at TIMESTAMPTZ",
 }
+
+
+def _migrate_scores(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the per-model columns of an older ``scores`` table (``iforest``, ``ecod``: any
+    column ``ScoreRow`` no longer has) into ``detector_scores`` rows and drop them, in one
+    transaction. Nothing to do on a current warehouse."""
+    wide = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'scores' "
+            "AND database_name <> 'temp' ORDER BY column_index"
+        ).fetchall()
+        if r[0] not in ScoreRow.model_fields
+    ]
+    if not wide:
+        return
+    with transaction(con):
+        for column in wide:
+            con.execute(
+                "INSERT INTO detector_scores BY NAME SELECT day, level, org_id, user_name, "
+                f'$name AS detector, "{column}" AS score FROM scores',
+                {"name": column},
+            )
+            con.execute(f'ALTER TABLE scores DROP COLUMN "{column}"')
 
 
 def _config(settings: Settings) -> dict[str, str | bool | int | float | list[str]]:
@@ -183,6 +210,7 @@ def connect(
         if not read_only:
             for name, columns in TABLES.items():
                 con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+            _migrate_scores(con)
         yield con
     finally:
         con.close()

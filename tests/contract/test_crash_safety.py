@@ -204,7 +204,7 @@ def test_every_reader_after_a_killed_ingest_sees_only_committed_data(tmp_path: P
     import random
     import shutil
 
-    from pipeline.rank.detect import suspects
+    from pipeline.rank.listing import suspects
     from tests.conftest import SAMPLE
 
     if not (SAMPLE / "landing").is_dir():

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from evaluation.run import run_landing
-from pipeline.rank.detect import suspects
+from pipeline.rank.listing import suspects
 from pipeline.store.lake import HomeBusy, lake_glob, partition_dir
 from pipeline.store.warehouse import CommitPending, WarehouseBusy, connect, ensure_consistent
 from schemas.settings import Settings, load_settings

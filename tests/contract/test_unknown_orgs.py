@@ -29,7 +29,9 @@ from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import BadReferenceRows, load_reference, reference_problems
 from pipeline.outputs.report import collect, render
 from pipeline.profile.build import build_profiles
-from pipeline.rank.detect import detect, explain, suspects
+from pipeline.rank.detect import detect
+from pipeline.rank.listing import suspects
+from pipeline.rank.story import explain
 from pipeline.store.lake import lake_glob
 from pipeline.triage.verdicts import record
 from schemas.reference import ReferenceProblem

@@ -195,10 +195,10 @@ def test_ensemble_without_enough_active_rows_scores_by_rules_only() -> None:
     frame, _ = seeded_frame()
     frame = frame.with_columns(pl.lit(0.0).alias("calls_7d"))
     det = _ensemble().fit(frame)
-    parts = det.parts(frame)
+    result = det.result(frame)
     assert not det.models_fitted_
-    assert (parts["models"] == 0).all()
-    assert np.isfinite(parts["score"]).all()
+    assert (result.models == 0).all()
+    assert np.isfinite(result.score).all()
 
 
 # --- Legitimate explanations ---------------------------------------------------------------
@@ -219,20 +219,20 @@ def test_an_explanation_lowers_only_the_features_it_names_and_never_a_rule_hit()
     ft = np.zeros(frame.height)
     ft[explained_rows] = 0.9
     frame = frame.with_columns(pl.Series("ft", ft))
-    plain = _ensemble().fit(frame).parts(frame)
+    plain = _ensemble().fit(frame).result(frame)
     by_org = holding(frame, [EXPLAINED])
     assert set(by_org) == set(frame["org_id"].gather(explained_rows).to_list())
     ens = _ensemble()
     ens.view = model_view(by_org, [EXPLAINED], {}, FEATURES)
-    parts = ens.fit(frame).parts(frame)
+    parts = ens.fit(frame).result(frame)
     others = np.setdiff1d(np.flatnonzero(y), explained_rows)
-    normal_p95 = np.quantile(parts["models"][y == 0], 0.95)
-    assert (parts["models"][explained_rows] <= normal_p95).all()
-    assert (plain["models"][explained_rows] > normal_p95).all()
-    assert (parts["models"][others] > normal_p95).all()
+    normal_p95 = np.quantile(parts.models[y == 0], 0.95)
+    assert (parts.models[explained_rows] <= normal_p95).all()
+    assert (plain.models[explained_rows] > normal_p95).all()
+    assert (parts.models[others] > normal_p95).all()
     # rules read the raw features: the explained outliers still fire TST-01 (f0_pz >= 3)
-    np.testing.assert_array_equal(parts["rules"], plain["rules"])
-    assert (parts["rules"][explained_rows] > 0).any()
+    np.testing.assert_array_equal(parts.rules, plain.rules)
+    assert (parts.rules[explained_rows] > 0).any()
     # the models' contributions show the explained features as they saw them: at the norm
     seen = [c for i in explained_rows for c in ens.explain(frame)[i] if not c.rule_id]
     assert seen and all(c.value == 0.0 for c in seen if c.feature in {"f0_pz", "f1_pz"})
@@ -271,3 +271,44 @@ def test_committed_explanations_name_real_features() -> None:
             assert any(fnmatchcase(f, pattern) for f in model), (e.id, pattern)
     with pytest.raises(ValidationError, match="duplicate rule ids: LEG-99"):
         DetectionConfig(explanations=(EXPLAINED, EXPLAINED))
+
+
+def test_rows_the_models_did_not_score_get_no_model_contributions() -> None:
+    """Model reasons only for scored rows: an inactive row (calls_7d 0) has a model part of
+    0 and no model contributions, even when its features are far from the norm."""
+    frame, y = seeded_frame()
+    inactive = np.flatnonzero(y)[:3]
+    calls = np.ones(frame.height)
+    calls[inactive] = 0.0
+    frame = frame.with_columns(pl.Series("calls_7d", calls))
+    det = _ensemble().fit(frame)
+    result = det.result(frame)
+    assert (result.models[inactive] == 0).all() and not result.scored[inactive].any()
+    contributions = det.model_contributions(frame)
+    assert all(contributions[i] == [] for i in inactive)
+    scored_outliers = np.setdiff1d(np.flatnonzero(y), inactive)
+    assert all(contributions[i] for i in scored_outliers)
+    # explain merges rules and models the same way: an inactive row keeps its rule reasons
+    explained = det.explain(frame, top=8)
+    assert all(all(c.rule_id for c in explained[i]) for i in inactive)
+    assert any(explained[i] for i in inactive)
+
+
+def test_explain_weights_and_sums_the_model_contributions_per_feature() -> None:
+    """One merge: explain's model contributions are model_contributions' (weighted sum)."""
+    frame, _ = seeded_frame()
+    det = _ensemble().fit(frame)
+    tail = frame.tail(N_OUTLIERS)
+    merged = det.model_contributions(tail, top=5)
+    explained = det.explain(tail, top=5)
+    weights = det.config_.weights
+    for i, row in enumerate(merged):
+        by_model: dict[str, float] = {}
+        for m in det.models:
+            for c in m.explain(det.model_view(tail), top=5)[i]:
+                by_model[c.feature] = (
+                    by_model.get(c.feature, 0.0) + c.contribution * weights[m.name]
+                )
+        assert {c.feature: c.contribution for c in row} == pytest.approx(by_model)
+        models_in_explain = [c for c in explained[i] if not c.rule_id]
+        assert models_in_explain == [c for c in row if c in models_in_explain]

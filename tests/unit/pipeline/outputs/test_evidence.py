@@ -26,7 +26,8 @@ from pipeline.outputs.evidence import (
     verdict_history,
     verify_pack,
 )
-from pipeline.rank.detect import NotProfiledError, explain
+from pipeline.rank.listing import NotProfiledError
+from pipeline.rank.story import explain
 from pipeline.store.version import code_version
 from schemas.evidence import EvidenceConfig, PackReport
 from schemas.settings import Settings, load_settings

@@ -18,7 +18,9 @@ from detectors.rules import load_config
 from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import load_reference
 from pipeline.profile.build import build_profiles
-from pipeline.rank.detect import NoEventsError, NotProfiledError, detect, explain, suspects
+from pipeline.rank.detect import NoEventsError, detect
+from pipeline.rank.listing import NotProfiledError, suspects
+from pipeline.rank.story import explain
 from pipeline.store.warehouse import connect, ledger_frame
 from schemas.detection import Condition
 from schemas.ingest import DeliveryReport, DeliveryStatus

@@ -18,7 +18,9 @@ from pydantic import ValidationError
 
 from detectors.rules import load_config
 from pipeline.profile.build import build_profiles
-from pipeline.rank.detect import detect, explain, suspects
+from pipeline.rank.detect import detect
+from pipeline.rank.listing import suspects
+from pipeline.rank.story import explain
 from pipeline.store.lake import home_lock
 from pipeline.triage.verdicts import (
     DayBehaviour,
