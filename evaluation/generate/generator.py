@@ -235,8 +235,9 @@ def real_feed_config(
 ) -> WorldConfig:
     """A small world with every real-feed quirk on, generated in seconds: the landing
     folder that real-feed handling is tested on (header-only NPD files at weekends - the
-    default start is a Saturday -, NPD-only orgs without a size, orgs with empty optional fields, two LRS
-    callers and one NPD requester missing from the register, 0.2 % malformed rows).
+    default start is a Saturday -, NPD-only orgs without a size, orgs with empty optional
+    fields, two LRS callers and one NPD requester missing from the register, 0.2 % malformed
+    rows).
 
     CLI equivalent (once ``generate`` takes ``--real-feed-quirks``): ``accesswatch generate
     --out DIR --orgs 100 --days 10 --start 2026-08-29 --seed 11 --volume-scale 0.05
