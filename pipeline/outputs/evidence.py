@@ -57,7 +57,7 @@ from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import neutralise_frame as _neutralise
 from pipeline.profile import define_macros
-from pipeline.profile.build import read_features
+from pipeline.profile.store import read_features
 from pipeline.rank import sql as rank_sql
 from pipeline.rank.detect import NotProfiledError, explain
 from pipeline.store.lake import partition_dir

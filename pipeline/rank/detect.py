@@ -44,7 +44,7 @@ from detectors.explanations import describe, holding, model_view
 from detectors.models import EcodDetector, IsolationForestDetector, _ModelDetector
 from detectors.rules import RuleDetector, load_config, plain_format
 from pipeline.profile import define_macros
-from pipeline.profile.build import read_features
+from pipeline.profile.store import read_features
 from pipeline.rank import sql
 from pipeline.store.lake import home_lock, partition_dir
 from pipeline.store.warehouse import connect, day_has_data, replace_day

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pipeline.ingest.deliveries import StagedDelivery, file_sha256
-from pipeline.profile.build import LOOKBACK_DAYS
+from pipeline.profile.summaries import LOOKBACK_DAYS
 from pipeline.store.lake import partition_dir
 from schemas.settings import Settings
 

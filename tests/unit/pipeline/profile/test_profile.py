@@ -17,8 +17,9 @@ from detectors.rules import RuleDetector, load_config
 from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import load_reference
 from pipeline.ingest.uln import make_valid_ulns
-from pipeline.profile.build import build_profiles, peer_relative
+from pipeline.profile.build import build_profiles
 from pipeline.profile.docs import FEATURES_DOC, feature_docs
+from pipeline.profile.peers import peer_relative
 from schemas.detection import ProfileConfig
 from schemas.features import ACCOUNT_FEATURES, ORG_FEATURES, Feature, Kind
 from schemas.settings import Settings
