@@ -57,6 +57,7 @@ from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import neutralise_frame as _neutralise
 from pipeline.profile import define_macros
+from pipeline.profile.peers import peer_members
 from pipeline.profile.store import read_features
 from pipeline.rank import sql as rank_sql
 from pipeline.rank.detect import NotProfiledError, explain
@@ -147,9 +148,10 @@ def peer_distribution(
     """The values of ``features`` (default: every key feature) across the org's peer group
     on ``day``, long: ``feature, org_id, value, is_org``.
 
-    The peer group is the one the org was compared with (``peer_group``): active
-    organisations (an LRS call in 28 days) of its type and size band, or of its type, or all
-    of them when the narrower group was too small. The org itself is always included.
+    The peer group is the one the org was compared with (``peer_group``, as the profile
+    defines it: :func:`pipeline.profile.peers.peer_members`): active organisations in the
+    register (an LRS call in 28 days) of its type and size band, or of its type, or all of
+    them when the narrower group was too small. The org itself is always included.
     """
     names = list(features) if features is not None else [f.name for f in _key_features()]
     unknown = [n for n in names if n not in FEATURES]
@@ -163,16 +165,8 @@ def peer_distribution(
     own = frame.filter(pl.col("org_id") == org_id)
     if own.is_empty():
         raise KeyError(f"organisation {org_id!r} has no features on {day}")
-    row = own.row(0, named=True)
-    level = int(row["peer_level"] or 0)
-    group = frame.filter(pl.col("calls_28d").fill_null(0) > 0)
-    if level == 0:
-        group = group.filter(
-            (pl.col("org_type") == row["org_type"]) & (pl.col("size_band") == row["size_band"])
-        )
-    elif level == 1:
-        group = group.filter(pl.col("org_type") == row["org_type"])
-    group = pl.concat([group.filter(pl.col("org_id") != org_id), own])
+    peers = peer_members(frame, org_id)
+    group = pl.concat([peers.filter(pl.col("org_id") != org_id), own])
     return (
         group.select("org_id", *names)
         .unpivot(index="org_id", on=names, variable_name="feature", value_name="value")
