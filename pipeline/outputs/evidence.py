@@ -64,6 +64,7 @@ from pipeline.rank.detect import NotProfiledError, explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import REPO, code_version
 from pipeline.store.warehouse import connect
+from pipeline.triage.verdicts import history
 from schemas.detection import TIMELINE_DAYS, DetectionConfig, OrgExplanation, RuleConfig, RuleHit
 from schemas.evidence import (
     PACK_FORMAT,
@@ -381,16 +382,9 @@ def deliveries(settings: Settings, files: Sequence[str]) -> pl.DataFrame:
         ).pl()
 
 
-def verdict_history(settings: Settings, org_id: str) -> tuple[list[dict[str, Any]] | None, str]:
+def verdict_history(settings: Settings, org_id: str) -> tuple[list[dict[str, Any]], str]:
     """The analysts' decisions on ``org_id`` (``pipeline.triage.verdicts.history``), oldest
-    first, as JSON-ready dicts, and a note; ``None`` when this installation has no triage module."""
-    try:
-        from pipeline.triage.verdicts import history
-    except ImportError as e:  # packs must still build where triage is not installed
-        return (
-            None,
-            f"verdict history unavailable: pipeline.triage.verdicts cannot be imported ({e})",
-        )
+    first, as JSON-ready dicts, and a note."""
     decisions = history(settings, org_id=org_id)
     rows = [d.model_dump(mode="json") for d in decisions]
     return rows, f"{len(rows)} decision(s) recorded"
@@ -571,7 +565,7 @@ def build_pack(
     lrs, cut_lrs = _keep(lrs, ev.max_events)
     npd, cut_npd = _keep(npd, ev.max_events)
     verdicts, verdict_note = verdict_history(settings, org_id)
-    notes = [] if verdicts is not None else [verdict_note]
+    notes: list[str] = []
     if cut_lrs or cut_npd:
         notes.append(
             f"events capped at {ev.max_events} per source (LRS {lrs_total}, NPD {npd_total} "
@@ -632,9 +626,7 @@ def build_pack(
         "events_lrs.csv": _csv(lrs),
         "events_npd.csv": _csv(npd),
         "deliveries.csv": _csv(deliveries(settings, sources)),
-        "verdicts.json": _json(
-            {"available": verdicts is not None, "note": verdict_note, "decisions": verdicts or []}
-        ),
+        "verdicts.json": _json({"available": True, "note": verdict_note, "decisions": verdicts}),
         "versions.json": _json(versions(settings, cfg)),
     }
     contents = {"README.md": _readme(summary, FILES).encode(), **contents}
@@ -661,7 +653,7 @@ def build_pack(
         lrs_events=lrs.height,
         npd_events=npd.height,
         events_truncated=cut_lrs or cut_npd,
-        verdicts=None if verdicts is None else len(verdicts),
+        verdicts=len(verdicts),
         notes=notes,
     )
 
