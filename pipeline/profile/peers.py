@@ -34,7 +34,7 @@ ACCOUNT_PEER_LEVELS: list[list[str]] = [["org_type"], []]
 
 def org_in_peer_pool() -> pl.Expr:
     """True for an organisation that forms and shapes peer groups: an LRS call in the 28-day
-    window, and in the register (NULL when unknown: read as false)."""
+    window, and in the register (NULL where ``calls_28d`` is NULL: read it as false)."""
     return (pl.col("calls_28d") > 0) & (pl.col("unregistered") == 0)
 
 
