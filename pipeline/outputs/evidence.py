@@ -58,13 +58,15 @@ from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.safe_text import neutralise_frame as _neutralise
 from pipeline.profile import define_macros
-from pipeline.profile.build import read_features
+from pipeline.profile.peers import peer_members
+from pipeline.profile.store import read_features
 from pipeline.rank import sql as rank_sql
 from pipeline.rank.listing import NotProfiledError
 from pipeline.rank.story import explain
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import REPO, code_version
 from pipeline.store.warehouse import connect
+from pipeline.triage.verdicts import history
 from schemas.detection import TIMELINE_DAYS, DetectionConfig, OrgExplanation, RuleConfig, RuleHit
 from schemas.evidence import (
     PACK_FORMAT,
@@ -149,9 +151,10 @@ def peer_distribution(
     """The values of ``features`` (default: every key feature) across the org's peer group
     on ``day``, long: ``feature, org_id, value, is_org``.
 
-    The peer group is the one the org was compared with (``peer_group``): active
-    organisations (an LRS call in 28 days) of its type and size band, or of its type, or all
-    of them when the narrower group was too small. The org itself is always included.
+    The peer group is the one the org was compared with (``peer_group``, as the profile
+    defines it: :func:`pipeline.profile.peers.peer_members`): active organisations in the
+    register (an LRS call in 28 days) of its type and size band, or of its type, or all of
+    them when the narrower group was too small. The org itself is always included.
     """
     names = list(features) if features is not None else [f.name for f in _key_features()]
     unknown = [n for n in names if n not in FEATURES]
@@ -165,16 +168,8 @@ def peer_distribution(
     own = frame.filter(pl.col("org_id") == org_id)
     if own.is_empty():
         raise KeyError(f"organisation {org_id!r} has no features on {day}")
-    row = own.row(0, named=True)
-    level = int(row["peer_level"] or 0)
-    group = frame.filter(pl.col("calls_28d").fill_null(0) > 0)
-    if level == 0:
-        group = group.filter(
-            (pl.col("org_type") == row["org_type"]) & (pl.col("size_band") == row["size_band"])
-        )
-    elif level == 1:
-        group = group.filter(pl.col("org_type") == row["org_type"])
-    group = pl.concat([group.filter(pl.col("org_id") != org_id), own])
+    peers = peer_members(frame, org_id)
+    group = pl.concat([peers.filter(pl.col("org_id") != org_id), own])
     return (
         group.select("org_id", *names)
         .unpivot(index="org_id", on=names, variable_name="feature", value_name="value")
@@ -389,16 +384,9 @@ def deliveries(settings: Settings, files: Sequence[str]) -> pl.DataFrame:
         ).pl()
 
 
-def verdict_history(settings: Settings, org_id: str) -> tuple[list[dict[str, Any]] | None, str]:
+def verdict_history(settings: Settings, org_id: str) -> tuple[list[dict[str, Any]], str]:
     """The analysts' decisions on ``org_id`` (``pipeline.triage.verdicts.history``), oldest
-    first, as JSON-ready dicts, and a note; ``None`` when this installation has no triage module."""
-    try:
-        from pipeline.triage.verdicts import history
-    except ImportError as e:  # packs must still build where triage is not installed
-        return (
-            None,
-            f"verdict history unavailable: pipeline.triage.verdicts cannot be imported ({e})",
-        )
+    first, as JSON-ready dicts, and a note."""
     decisions = history(settings, org_id=org_id)
     rows = [d.model_dump(mode="json") for d in decisions]
     return rows, f"{len(rows)} decision(s) recorded"
@@ -577,7 +565,7 @@ def build_pack(
     lrs, cut_lrs = _keep(lrs, ev.max_events)
     npd, cut_npd = _keep(npd, ev.max_events)
     verdicts, verdict_note = verdict_history(settings, org_id)
-    notes = [] if verdicts is not None else [verdict_note]
+    notes: list[str] = []
     if cut_lrs or cut_npd:
         notes.append(
             f"events capped at {ev.max_events} per source (LRS {lrs_total}, NPD {npd_total} "
@@ -638,9 +626,7 @@ def build_pack(
         "events_lrs.csv": _csv(lrs),
         "events_npd.csv": _csv(npd),
         "deliveries.csv": _csv(deliveries(settings, sources)),
-        "verdicts.json": _json(
-            {"available": verdicts is not None, "note": verdict_note, "decisions": verdicts or []}
-        ),
+        "verdicts.json": _json({"available": True, "note": verdict_note, "decisions": verdicts}),
         "versions.json": _json(versions(settings, cfg)),
     }
     contents = {"README.md": _readme(summary, FILES).encode(), **contents}
@@ -667,7 +653,7 @@ def build_pack(
         lrs_events=lrs.height,
         npd_events=npd.height,
         events_truncated=cut_lrs or cut_npd,
-        verdicts=None if verdicts is None else len(verdicts),
+        verdicts=len(verdicts),
         notes=notes,
     )
 

@@ -46,7 +46,7 @@ from detectors.ensemble import EnsembleDetector, fold_accounts
 from detectors.explanations import holding
 from detectors.registry import build_ensemble
 from detectors.rules import load_config
-from pipeline.profile.build import read_features
+from pipeline.profile.store import read_features
 from pipeline.rank.examples import attach_evidence
 from pipeline.rank.listing import NotProfiledError, first_flagged, org_directory
 from pipeline.rank.reasons import formatter, word_reasons

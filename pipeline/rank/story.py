@@ -10,7 +10,7 @@ import polars as pl
 
 from detectors.explanations import describe, holding
 from detectors.rules import load_config
-from pipeline.profile.build import read_features
+from pipeline.profile.store import read_features
 from pipeline.rank.listing import (
     NotProfiledError,
     has_results,

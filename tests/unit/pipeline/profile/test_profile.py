@@ -17,8 +17,9 @@ from detectors.rules import RuleDetector, load_config
 from pipeline.ingest.deliveries import ingest
 from pipeline.ingest.reference import load_reference
 from pipeline.ingest.uln import make_valid_ulns
-from pipeline.profile.build import build_profiles, peer_relative
+from pipeline.profile.build import build_profiles
 from pipeline.profile.docs import FEATURES_DOC, feature_docs
+from pipeline.profile.peers import peer_members, peer_relative
 from schemas.detection import ProfileConfig
 from schemas.features import ACCOUNT_FEATURES, ORG_FEATURES, Feature, Kind
 from schemas.settings import Settings
@@ -243,6 +244,27 @@ def test_profile_home_path_is_respected(tmp_path: Path, settings: Settings) -> N
     world(settings)
     build_profiles(settings, DAY1)
     assert settings.warehouse.is_file() and not (tmp_path / "var").exists()
+
+
+def test_peer_members_are_the_pool_at_the_orgs_level() -> None:
+    # the peer group evidence packs show is the one the profile compared with: only active
+    # registered orgs, of the org's type and size band, its type, or all (peer_level)
+    frame = pl.DataFrame(
+        {
+            "org_id": ["A1", "A2", "A3", "B1", "U1", "Q1"],
+            "org_type": ["a", "a", "a", "b", "unknown", "a"],
+            "size_band": [0, 0, 1, 0, None, 0],
+            "peer_level": [0, 1, 1, 2, 2, 0],
+            "calls_28d": [5.0, 3.0, 1.0, 2.0, 9.0, 0.0],
+            "unregistered": [0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        }
+    )
+    members = {o: peer_members(frame, o)["org_id"].to_list() for o in frame["org_id"]}
+    assert members["A1"] == ["A1", "A2"]  # type and band; Q1 is silent
+    assert members["A2"] == ["A1", "A2", "A3"]  # the type
+    assert members["B1"] == members["U1"] == ["A1", "A2", "A3", "B1"]  # all, never U1
+    with pytest.raises(KeyError, match="'Z9' has no features"):
+        peer_members(frame, "Z9")
 
 
 def test_record_reads_of_adults_elsewhere_with_no_link_fire_plr_02(settings: Settings) -> None:
