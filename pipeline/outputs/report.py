@@ -18,7 +18,7 @@ SHA-256 and the hash is printed in the footer (:func:`body_hash` recomputes it),
 can be shown unaltered later. The same data and code give the same body and hash; only the
 generation time in the footer differs.
 
-Data comes from :func:`pipeline.rank.detect.suspects`, :func:`pipeline.rank.detect.explain`,
+Data comes from :func:`pipeline.rank.listing.suspects`, :func:`pipeline.rank.story.explain`,
 :func:`pipeline.outputs.summary.day_summary`, the ``ingest_ledger``, :func:`unregistered_orgs`
 (callers the register does not hold) and :func:`pipeline.ingest.reference.reference_problems`
 (register rows quarantined by the reference load in force); :func:`collect` reads it,
@@ -544,7 +544,7 @@ def collect(
 ) -> ReportData:
     """Read everything the report of ``day`` shows (its top ``top`` suspects).
 
-    Raises :class:`pipeline.rank.detect.NotProfiledError` when ``day`` has not been scored.
+    Raises :class:`pipeline.rank.listing.NotProfiledError` when ``day`` has not been scored.
     """
     cfg = config or load_config()
     ranked = suspects(settings, day, top=top)
@@ -688,7 +688,7 @@ def write_report(
     """Write the report of ``day`` (top ``top`` suspects) to ``out`` (see
     :func:`report_path`) in one step: readers never see a half-written file.
 
-    Raises :class:`pipeline.rank.detect.NotProfiledError` when ``day`` has not been scored and
+    Raises :class:`pipeline.rank.listing.NotProfiledError` when ``day`` has not been scored and
     :class:`ReportPathError` when the file cannot be written (its folder is checked first).
     """
     path = report_path(settings, day, out)

@@ -15,7 +15,7 @@ day's results whenever the list is read. Every file is validated with
 :class:`schemas.triage.TriageDecision` when read; one that does not validate is an error
 that names it.
 
-Effect on the ranked list (applied when the list is read, by ``pipeline.rank.detect.suspects``,
+Effect on the ranked list (applied when the list is read, by ``pipeline.rank.listing.suspects``,
 so a verdict takes effect at once; the stored ``suspects`` table stays as ``detect`` wrote it)
 ---------------------------------------------------------------------------------------------
 For the list of day ``D``:
