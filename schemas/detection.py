@@ -1,6 +1,6 @@
 """Detection: profile parameters, rule configs, detector settings, and output records.
 
-Every threshold and weight used by ``pipeline.profile.build``, ``detectors/`` and
+Every threshold and weight used by ``pipeline.profile``, ``detectors/`` and
 ``pipeline.rank`` lives here with declared bounds. Committed defaults are the field
 defaults; ``detectors/rules.toml`` holds the rules and may override any section
 (``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``); see
@@ -24,7 +24,7 @@ from schemas.triage import TriageDecision
 
 
 class ProfileConfig(BaseModel):
-    """Parameters of the usage profiles (``pipeline.profile.build``)."""
+    """Parameters of the usage profiles (``pipeline.profile``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

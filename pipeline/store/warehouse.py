@@ -43,9 +43,9 @@ TABLES: dict[str, str] = {
     "organisations": duckdb_columns(Organisation),
     "agreements": duckdb_columns(Agreement),
     # detection outputs (pipeline.rank.detect); features and daily summaries are created by
-    # pipeline.profile.build from its feature registry and SQL. Each model detector's part
-    # is one row of detector_scores (older warehouses had one scores column per model:
-    # see _migrate_scores)
+    # pipeline.profile (store.py, summaries.py) from the feature registry and its SQL.
+    # Each model detector's part is one row of detector_scores (older warehouses had one
+    # scores column per model: see _migrate_scores)
     "scores": duckdb_columns(ScoreRow),
     "detector_scores": duckdb_columns(DetectorScoreRow),
     "rule_hits": duckdb_columns(RuleHitRow),
