@@ -13,19 +13,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import types
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from importlib import import_module
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import pipeline
 from pipeline.outputs.report import (
     BODY_BEGIN,
     BODY_END,
@@ -43,6 +38,7 @@ from pipeline.outputs.report import (
     top_features,
     write_report,
 )
+from pipeline.triage.verdicts import write_decision
 from schemas.detection import (
     AccountShare,
     FeatureComparison,
@@ -53,6 +49,7 @@ from schemas.detection import (
 )
 from schemas.flows import DaySummary
 from schemas.settings import Settings, load_settings
+from schemas.triage import TriageDecision
 from tests.conftest import LRS_COLUMNS, REPO, SAMPLE, TEST_KEY, SampleRun, lrs_row, write_csv
 from tests.unit.cli.test_cli import run
 
@@ -186,27 +183,23 @@ def test_the_stated_hash_covers_the_body_and_changes_with_it() -> None:
     assert body_hash(tampered) != stated_hash(tampered)
 
 
-def test_latest_verdict_per_org_comes_from_triage_history(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> None:
-    """pipeline.triage.verdicts is built separately: a stand-in with its ``history`` contract."""
+def test_latest_verdict_per_org_comes_from_triage_history(settings: Settings) -> None:
+    """The report shows each org's latest decision, as ``pipeline.triage.verdicts`` stored
+    it, with the analyst's note escaped."""
 
-    def decision(org: str, verdict: str, day: int, note: str) -> Any:
-        return types.SimpleNamespace(
-            decision_id=f"{org}-{day}", org_id=org, verdict=verdict, note=note,
+    def decision(org: str, verdict: str, day: int, note: str) -> TriageDecision:
+        return TriageDecision(
+            decision_id=f"decision-{org}-{day}", org_id=org, verdict=verdict, note=note,
             analyst="ana", decided_at=datetime(2026, 9, day, tzinfo=UTC), until=None,
             day=date(2026, 9, day), score_at_decision=88.0, rules_at_decision=["ENT-01"],
         )  # fmt: skip
 
-    history = [
+    for d in (
         decision("ORG1", "needs_info", 1, "asked"),
         decision("ORG1", "misuse", 3, "<b>confirmed</b>"),
         decision("ORG2", "legitimate", 2, "surge"),
-    ]
-    fake = types.ModuleType("pipeline.triage.verdicts")
-    fake.history = lambda s, org_id=None: list(history)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pipeline.triage.verdicts", fake)
-    monkeypatch.setattr(pipeline, "triage", fake, raising=False)
+    ):
+        write_decision(settings.home, d)
     latest = latest_verdicts(settings, ["ORG1", "ORG3"])
     assert latest is not None and set(latest) == {"ORG1"}
     assert (latest["ORG1"].verdict, latest["ORG1"].note) == ("misuse", "<b>confirmed</b>")
@@ -393,6 +386,7 @@ def test_html_in_the_logs_is_shown_as_text_and_never_runs(
     from pipeline.ingest.reference import load_reference
     from pipeline.profile.build import build_profiles
     from pipeline.rank.detect import detect
+    from pipeline.triage.verdicts import record
 
     settings, org = _xss_world(sample_home, tmp_path)
     day = date(2026, 9, 21)
@@ -402,11 +396,7 @@ def test_html_in_the_logs_is_shown_as_text_and_never_runs(
     build_profiles(settings, day)
     detect(settings, day)
     # triage notes and analysts' names are free text too
-    triage = (
-        import_module("pipeline.triage.verdicts") if find_spec("pipeline.triage.verdicts") else None
-    )
-    if triage is not None:
-        triage.record(settings, org, "needs_info", note=PAYLOADS[0], analyst=PAYLOADS[1], day=day)
+    record(settings, org, "needs_info", note=PAYLOADS[0], analyst=PAYLOADS[1], day=day)
 
     path = write_report(settings, day, top=10)
     assert path == settings.home / "reports" / "2026-09-21.html"
@@ -429,8 +419,7 @@ def test_html_in_the_logs_is_shown_as_text_and_never_runs(
     assert PAYLOADS[2] + 'Evil & "Co"' in shown  # the registered name, as text
     for payload in PAYLOADS:  # user agents and account names, as text
         assert payload in shown
-    if triage is not None:
-        assert f"needs_info by {PAYLOADS[1]}" in shown and PAYLOADS[0] in shown
+    assert f"needs_info by {PAYLOADS[1]}" in shown and PAYLOADS[0] in shown
     quality = _text(browser, "#quality")
     assert "lrs/2026-09-21/<b>bad<b>.csv" in quality  # the refused file, named as text
     _screenshot(browser, "report-xss.png", card)
