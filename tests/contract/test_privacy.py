@@ -14,9 +14,16 @@ import polars as pl
 import pytest
 
 from pipeline.ingest.deliveries import ingest
-from pipeline.ingest.reference import load_reference
 from schemas.settings import Settings, load_settings
-from tests.conftest import LRS_COLUMNS, SAMPLE, TEST_KEY, lrs_row, write_csv, write_jsonl
+from tests.conftest import (
+    LRS_COLUMNS,
+    SAMPLE,
+    TEST_KEY,
+    SampleRun,
+    lrs_row,
+    write_csv,
+    write_jsonl,
+)
 
 PERSONAL = ("uln", "dob", "postcode")
 
@@ -120,9 +127,8 @@ def test_the_leak_detector_finds_planted_values(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (SAMPLE / "landing").is_dir(), reason="data/sample not generated yet")
-def test_no_personal_data_under_home_for_the_sample(tmp_path: Path) -> None:
-    s = load_settings(home=tmp_path / "home", landing=SAMPLE / "landing", pseudonym_key=TEST_KEY)
-    load_reference(s)
-    for source in ("lrs", "npd"):
-        ingest(s, source, None)
-    assert_no_personal_data(s.home, personal_values(s.landing))
+def test_no_personal_data_under_home_for_the_sample(sample_home: SampleRun) -> None:
+    """The session's demo home of the whole sample (read only): its lake, quarantine and
+    ledger, and also the features, scores and suspects and the Prefect results."""
+    assert (sample_home.home / "lake" / "source=lrs").is_dir()
+    assert_no_personal_data(sample_home.home, personal_values(SAMPLE / "landing"))

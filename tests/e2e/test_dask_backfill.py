@@ -6,8 +6,12 @@ Two runs of ``accesswatch backfill`` on the committed sample, each in its own pr
   here, against the session's real Prefect server (``prefect_api``), which the CLI and the
   workers both report to. Without a shared server the CLI and each worker start a
   temporary server of their own; they race for ports and deliveries fail ("Timed out while
-  attempting to connect to ephemeral Prefect API server"). Compared with the session's
-  single-process ``sample_home``.
+  attempting to connect to ephemeral Prefect API server"). It backfills the sample's first
+  two weeks (``C_START`` to ``C_END``: late events, duplicates, quarantined LRS and NPD rows
+  and a missing delivery) and is compared with the session's single-process
+  ``sample_home`` of the whole sample restricted to what was delivered by ``C_END``: the
+  events, quarantine and ledger of those deliveries, and the suspects of the days whose
+  events had all arrived by then (``complete_days``).
 - ``--workers 2`` (a local cluster that the CLI starts; no ``PREFECT_API_URL``, so the CLI
   shares its temporary server with its workers) over three days, compared with the same
   three days run with plain ``pipeline/`` calls.
@@ -45,6 +49,7 @@ LEDGER = (
     "quarantined, late_events FROM ingest_ledger ORDER BY ALL"
 )
 W2_START, W2_END = date(2026, 8, 10), date(2026, 8, 12)
+C_START, C_END = date(2026, 8, 10), date(2026, 8, 23)
 RUN_TIMEOUT = 900
 
 # A Dask worker preload (distributed's "preload" setting): every task a worker finishes is
@@ -159,6 +164,7 @@ def cluster_run(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> C
         with get_task_stream(client) as stream:
             out = _backfill(
                 _env(PREFECT_API_URL=prefect_api), "--dask-address", cluster.scheduler_address,
+                "--start", str(C_START), "--end", str(C_END),
                 "--home", str(home), "--landing", str(LANDING),
             )  # fmt: skip
         seconds["backfill --dask-address"] = time.perf_counter() - t1
@@ -177,24 +183,47 @@ def _ok(out: subprocess.CompletedProcess[str]) -> str:
     return f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
 
 
-def _suspects(home: Path) -> pl.DataFrame:
+def _suspects(home: Path, days: set[date] | None = None) -> pl.DataFrame:
+    """The suspects of ``home``; of ``days`` only if given."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(SUSPECTS).pl()
+        frame = con.sql(SUSPECTS).pl()
+    return frame if days is None else frame.filter(pl.col("day").is_in(sorted(days)))
 
 
-def _ledger(home: Path) -> pl.DataFrame:
+def _delivered_by(frame: pl.DataFrame, end: date | None) -> pl.DataFrame:
+    return frame if end is None else frame.filter(pl.col("delivery_day") <= end)
+
+
+def _ledger(home: Path, end: date | None = None) -> pl.DataFrame:
+    """The ingest ledger of ``home``; if ``end`` is given, of the reference data (dated the
+    day it was loaded) and the deliveries up to ``end``."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return con.sql(LEDGER).pl()
+        frame = con.sql(LEDGER).pl()
+    if end is None:
+        return frame
+    return frame.filter((pl.col("source") == "reference") | (pl.col("delivery_day") <= end))
 
 
-def _lake(home: Path, source: str) -> pl.DataFrame:
+def _lake(home: Path, source: str, end: date | None = None) -> pl.DataFrame:
+    """The lake of ``home``; the events of deliveries up to ``end`` only if given."""
     glob = str(home / "lake" / f"source={source}" / "*" / "*.parquet")
-    return pl.read_parquet(glob, hive_partitioning=True).sort("event_id")
+    return _delivered_by(pl.read_parquet(glob, hive_partitioning=True), end).sort("event_id")
 
 
-def _quarantine(home: Path) -> pl.DataFrame:
-    frame = pl.read_parquet(str(home / "quarantine" / "**" / "*.parquet"))
+def _quarantine(home: Path, end: date | None = None) -> pl.DataFrame:
+    frame = _delivered_by(pl.read_parquet(str(home / "quarantine" / "**" / "*.parquet")), end)
     return frame.sort(frame.columns)
+
+
+def complete_days(home: Path, end: date) -> set[date]:
+    """The days of ``home``'s suspects whose events (and every earlier day's) had all been
+    delivered by ``end``: a backfill that stops at ``end`` scores them on the same data."""
+    first_missed = min(
+        _lake(home, source).filter(pl.col("delivery_day") > end)["event_date"].min()  # type: ignore[type-var]
+        for source in ("lrs", "npd")
+    )
+    days = set(_suspects(home)["day"])
+    return {d for d in days if d < first_missed}  # type: ignore[operator]
 
 
 def _deliveries(start: date | None = None, end: date | None = None) -> int:
@@ -203,8 +232,10 @@ def _deliveries(start: date | None = None, end: date | None = None) -> int:
     return sum(1 for d in days if (start is None or d >= start) and (end is None or d <= end))
 
 
-def _sample_days() -> int:
-    return len({p.name for s in ("lrs", "npd") for p in (LANDING / s).iterdir()})
+def _sample_days(start: date, end: date) -> int:
+    """Days of the sample in ``[start, end]`` with a delivery folder (LRS or NPD)."""
+    days = {date.fromisoformat(p.name) for s in ("lrs", "npd") for p in (LANDING / s).iterdir()}
+    return sum(1 for d in days if start <= d <= end)
 
 
 def test_a_backfill_on_an_existing_cluster_runs_every_task_on_its_workers(
@@ -213,12 +244,12 @@ def test_a_backfill_on_an_existing_cluster_runs_every_task_on_its_workers(
     run = cluster_run
     print("seconds:", {k: round(v, 1) for k, v in run.seconds.items()})
     assert run.out.returncode == 0, _ok(run.out)
-    days = _sample_days()
+    days = _sample_days(C_START, C_END)
     assert f"{days} of {days} days done, 0 failed" in run.out.stdout
     done = Counter[str]()
     for counts in run.tasks.values():
         done.update(counts)
-    n = _deliveries()
+    n = _deliveries(C_START, C_END)
     assert done == {"stage": n, "commit": n, "score_day": days}, run.tasks
     ingesting = [w for w, counts in run.tasks.items() if counts["stage"]]
     assert len(ingesting) == 2, run.tasks  # deliveries were spread over both processes
@@ -226,7 +257,7 @@ def test_a_backfill_on_an_existing_cluster_runs_every_task_on_its_workers(
     # accesswatch-backfill and its accesswatch-process-days, and every task of both kinds.
     assert run.api_runs == {
         "flow runs": 2,
-        "ingest-* task runs": _deliveries(),
+        "ingest-* task runs": n,
         "score-* task runs": days,
     }
 
@@ -235,9 +266,13 @@ def test_a_backfill_on_an_existing_cluster_ranks_the_same_suspects_as_one_proces
     cluster_run: ClusterRun, sample_home: SampleRun
 ) -> None:
     assert cluster_run.out.returncode == 0, _ok(cluster_run.out)
-    expected = _suspects(sample_home.home)
+    days = complete_days(sample_home.home, C_END)
+    assert len(days) >= 7, sorted(days)  # at least a week of days compared
+    expected = _suspects(sample_home.home, days)
     assert expected.height > 0
-    assert_frame_equal(_suspects(cluster_run.home), expected)
+    got = _suspects(cluster_run.home)
+    assert set(got["day"]) == {C_START + timedelta(i) for i in range((C_END - C_START).days + 1)}
+    assert_frame_equal(_suspects(cluster_run.home, days), expected)
 
 
 def test_a_backfill_on_an_existing_cluster_writes_the_same_events_and_quarantine(
@@ -245,11 +280,13 @@ def test_a_backfill_on_an_existing_cluster_writes_the_same_events_and_quarantine
 ) -> None:
     assert cluster_run.out.returncode == 0, _ok(cluster_run.out)
     for source in ("lrs", "npd"):
-        expected = _lake(sample_home.home, source)
+        expected = _lake(sample_home.home, source, C_END)
         assert expected.height > 0
         got = _lake(cluster_run.home, source)
         assert_frame_equal(got.drop(PROVENANCE), expected.drop(PROVENANCE))
-    assert_frame_equal(_quarantine(cluster_run.home), _quarantine(sample_home.home))
+    expected = _quarantine(sample_home.home, C_END)
+    assert set(expected["source"]) == {"lrs", "npd"}  # both sources quarantine rows by then
+    assert_frame_equal(_quarantine(cluster_run.home), expected)
 
 
 def test_a_backfill_on_an_existing_cluster_keeps_the_first_delivered_copy_of_an_event(
@@ -257,8 +294,12 @@ def test_a_backfill_on_an_existing_cluster_keeps_the_first_delivered_copy_of_an_
 ) -> None:
     assert cluster_run.out.returncode == 0, _ok(cluster_run.out)
     for source in ("lrs", "npd"):
-        assert_frame_equal(_lake(cluster_run.home, source), _lake(sample_home.home, source))
-    assert_frame_equal(_ledger(cluster_run.home), _ledger(sample_home.home))
+        expected = _lake(sample_home.home, source, C_END)
+        assert_frame_equal(_lake(cluster_run.home, source), expected)
+    expected = _ledger(sample_home.home, C_END)
+    # deliveries of events already delivered, and a missing delivery, are in the range
+    assert expected["duplicates"].sum() > 0 and "missing" in set(expected["status"])
+    assert_frame_equal(_ledger(cluster_run.home), expected)
 
 
 def test_a_backfill_on_a_local_cluster_of_two_workers_matches_plain_calls(
