@@ -43,11 +43,16 @@ def accesswatch() -> str:
 
 
 def build_home(home: Path, env: dict[str, str]) -> None:
+    """The sample backfilled into ``home``; its output goes to ``<home>.backfill.log``."""
+    log = home.with_name(f"{home.name}.backfill.log")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [accesswatch(), "backfill", "--home", str(home), "--landing", str(SAMPLE)]
     run = measure(
-        [accesswatch(), "backfill", "--home", str(home), "--landing", str(SAMPLE)], env=env
+        ["sh", "-c", 'log=$1; shift; exec "$@" > "$log" 2>&1', "sh", str(log), *cmd], env=env
     )
     if run.returncode:
-        raise SystemExit(f"backfill of the sample failed (exit {run.returncode})")
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
+        raise SystemExit(f"{tail}backfill of the sample failed (exit {run.returncode})")
     print(f"built {home}: backfill {run.seconds:.0f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
 
 
