@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/detect.py
 	$(BIN)/python benchmarks/backfill.py
+	$(BIN)/python benchmarks/analyst.py
 
 clean:
 	rm -rf var bench-out test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,6 @@ from typing import Self
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
 
 from detectors.base import Contribution, Detector, Scores, check_param
 from detectors.models import _tail_scores, _top
@@ -129,6 +128,8 @@ class RawIsolationForestDetector(Detector):
             self, "features (rows)", features.height, features.height >= self.min_rows,
             f"at least {self.min_rows} rows",
         )  # fmt: skip
+        from sklearn.ensemble import IsolationForest  # lazily, as in detectors/models.py
+
         x = self._matrix(features)
         self.model_ = IsolationForest(n_estimators=self.n_estimators, random_state=self.seed).fit(x)
         self.train_sorted_ = np.sort(x, axis=0)

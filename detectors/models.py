@@ -19,8 +19,6 @@ from typing import Self
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from pyod.models.ecod import ECOD
-from sklearn.ensemble import IsolationForest
 
 from detectors.base import Contribution, Detector, Scores, check_param, feature_matrix
 
@@ -127,6 +125,8 @@ class IsolationForestDetector(_ModelDetector):
             self, "contamination", self.contamination, 0 < self.contamination <= 0.5, "in (0, 0.5]"
         )
         self.feature_names_ = self._check_features(features)
+        from sklearn.ensemble import IsolationForest  # lazily: the analyst commands never fit
+
         x = self._matrix(features)
         self.model_ = IsolationForest(
             n_estimators=self.n_estimators,
@@ -183,6 +183,8 @@ class EcodDetector(_ModelDetector):
             self, "contamination", self.contamination, 0 < self.contamination <= 0.5, "in (0, 0.5]"
         )
         self.feature_names_ = self._check_features(features)
+        from pyod.models.ecod import ECOD  # lazily, as IsolationForest above
+
         x = self._matrix(features)
         self.model_ = ECOD(contamination=self.contamination).fit(x)
         self.fitted_ = True

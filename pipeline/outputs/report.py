@@ -18,7 +18,7 @@ SHA-256 and the hash is printed in the footer (:func:`body_hash` recomputes it),
 can be shown unaltered later. The same data and code give the same body and hash; only the
 generation time in the footer differs.
 
-Data comes from :func:`pipeline.rank.listing.suspects`, :func:`pipeline.rank.story.explain`,
+Data comes from :func:`pipeline.rank.listing.suspects`, :func:`pipeline.rank.story.explain_many`,
 :func:`pipeline.outputs.summary.day_summary`, the ``ingest_ledger``, :func:`unregistered_orgs`
 (callers the register does not hold) and :func:`pipeline.ingest.reference.reference_problems`
 (register rows quarantined by the reference load in force); :func:`collect` reads it,
@@ -51,7 +51,7 @@ from pipeline.outputs import sql
 from pipeline.outputs.safe_text import visible
 from pipeline.outputs.summary import day_summary
 from pipeline.rank.listing import org_directory, suspects
-from pipeline.rank.story import explain
+from pipeline.rank.story import explain_many
 from pipeline.store.lake import partition_dir
 from pipeline.store.version import code_version
 from pipeline.store.warehouse import connect
@@ -548,7 +548,7 @@ def collect(
     """
     cfg = config or load_config()
     ranked = suspects(settings, day, top=top)
-    explanations = [explain(settings, s.org_id, day, cfg) for s in ranked]
+    explanations = explain_many(settings, [s.org_id for s in ranked], day, cfg)
     summary = day_summary(settings, day, top)
     org_ids = [s.org_id for s in ranked]
     register, agents, deliveries, span = _warehouse_facts(settings, day, org_ids, cfg)
