@@ -37,7 +37,7 @@ for i, f in enumerate(sorted(Path(sys.argv[1]).iterdir())):
     else:
         frame = pl.scan_csv(f, infer_schema=False)
     frame.sink_parquet(out / f"{i}.parquet")
-print(pl.scan_parquet(out / "*.parquet").select(pl.len()).collect().item())
+print(sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in out.iterdir()))
 """
 
 
