@@ -71,6 +71,7 @@ from schemas.features import FEATURES, WINDOW_DAYS, Kind, format_value
 from schemas.flows import DaySummary
 from schemas.reference import ReferenceProblem
 from schemas.settings import Settings
+from schemas.triage import TriageDecision
 
 TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE = "report.html.j2"
@@ -354,10 +355,15 @@ def peers_svg(features: list[FeatureComparison], peer_group: str, width: int = 4
 
 
 def latest_verdicts(settings: Settings, org_ids: Iterable[str]) -> dict[str, Verdict]:
-    """The latest triage decision per org."""
+    """The latest triage decision per org, read from the triage history."""
+    return latest_of(history(settings), org_ids)
+
+
+def latest_of(decisions: Iterable[TriageDecision], org_ids: Iterable[str]) -> dict[str, Verdict]:
+    """The latest of ``decisions`` per org of ``org_ids``."""
     wanted = set(org_ids)
     latest: dict[str, Any] = {}
-    for d in history(settings):
+    for d in decisions:
         if d.org_id in wanted and (
             d.org_id not in latest or d.decided_at >= latest[d.org_id].decided_at
         ):
@@ -552,7 +558,8 @@ def collect(
     summary = day_summary(settings, day, top)
     org_ids = [s.org_id for s in ranked]
     register, agents, deliveries, span = _warehouse_facts(settings, day, org_ids, cfg)
-    verdicts = latest_verdicts(settings, org_ids)
+    # each explanation carries its org's decisions: no second read of the triage history
+    verdicts = latest_of((d for ex in explanations for d in ex.verdicts), org_ids)
     cards = []
     for s, ex in zip(ranked, explanations, strict=True):
         facts = register.get(s.org_id, {})
