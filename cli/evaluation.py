@@ -46,6 +46,24 @@ def generate_cmd(
             "callers missing from the register, shuffled and extra columns.",
         ),
     ] = False,
+    randomise: Annotated[
+        bool,
+        typer.Option(
+            "--randomise",
+            help="Draw every behaviour parameter of every organisation type, scenario and "
+            "decoy from wide ranges (from the seed), start scenarios anywhere in the window "
+            "and add the extra shapes; the draws go to truth/parameters.json.",
+        ),
+    ] = False,
+    extra_shapes: Annotated[
+        bool,
+        typer.Option(
+            "--extra-shapes",
+            help="Add the stealth reseller, the low-volume reseller and national "
+            "distance-learning providers (on with --randomise); misuse accounts go to "
+            "truth/accounts.csv.",
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic LRS/NPD world: a landing folder plus truth/labels.csv and decoys.csv."""
     from rich.progress import Progress
@@ -63,6 +81,8 @@ def generate_cmd(
             volume_scale=volume_scale,
             scenario_scale=scenario_scale,
             real_feed=RealFeedQuirks(enabled=real_feed_quirks),
+            randomise=randomise,
+            extra_shapes=extra_shapes,
         )
     except ValueError as e:
         fail(str(e))

@@ -30,7 +30,13 @@ SCENARIOS: tuple[str, ...] = (
     "plr_browsing",
     "npd_overreach",
 )
-"""Misuse scenario names as written to ``truth/labels.csv``."""
+"""Misuse scenario names as written to ``truth/labels.csv`` (played in every world)."""
+
+EXTRA_SCENARIOS: tuple[str, ...] = ("stealth_reseller", "low_volume_reseller")
+"""Misuse shapes played only when ``WorldConfig.extra_shapes`` or ``randomise`` is on (off by
+default so that worlds generated before they existed, the committed sample included, keep
+their bytes)."""
+ALL_SCENARIOS: tuple[str, ...] = SCENARIOS + EXTRA_SCENARIOS
 
 UNREGISTERED_CALLER = "unregistered_caller"
 """The label of an organisation left out of the register (``RealFeedQuirks``)."""
@@ -47,7 +53,11 @@ DECOYS: tuple[str, ...] = (
     "research_heavy",
     "home_office_match",
 )
-"""Legitimate look-alike kinds as written to ``truth/decoys.csv``."""
+"""Legitimate look-alike kinds as written to ``truth/decoys.csv`` (in every world)."""
+
+EXTRA_DECOYS: tuple[str, ...] = ("national_distance_learning",)
+"""Look-alikes played only with ``extra_shapes`` or ``randomise`` (see ``EXTRA_SCENARIOS``)."""
+ALL_DECOYS: tuple[str, ...] = DECOYS + EXTRA_DECOYS
 
 NpdOverreachKind = Literal["identifying", "sensitive", "rows", "dataset", "expired", "no_agreement"]
 
@@ -157,6 +167,37 @@ class NpdOverreach(ScenarioParams):
     )
 
 
+class StealthReseller(ScenarioParams):
+    """A real, established training provider whose few existing staff accounts add
+    demographic searches / verify calls of adults nationwide, in office hours, on top of the
+    provider's normal work; the people searched are never registered by it."""
+
+    per_10k_orgs: float = Field(default=10.0, ge=0, le=200)
+    min_count: int = Field(default=2, ge=0, le=50)
+    intensity: float = Field(default=22.0, ge=1, le=5_000, description="Extra calls per day")
+    accounts_min: int = Field(default=2, ge=1, le=20, description="Existing accounts used")
+    accounts_max: int = Field(default=4, ge=1, le=20)
+    verify_share: float = Field(default=0.3, ge=0, le=1, description="verifyLearner share")
+    weekend_factor: float = Field(default=0.05, ge=0, le=2, description="Weekend day volume")
+    age_min: int = Field(default=19, ge=16, le=80)
+    age_max: int = Field(default=70, ge=16, le=80)
+    match_rate: float = Field(default=0.6, ge=0, le=1, description="Exact-match share")
+
+    @model_validator(mode="after")
+    def _accounts_ordered(self) -> StealthReseller:
+        if self.accounts_max < self.accounts_min:
+            raise ValueError("accounts_max is below accounts_min")
+        return self
+
+
+class LowVolumeReseller(AgeVerificationReseller):
+    """The age-verification reseller at a low rate (10-20 searches a day)."""
+
+    per_10k_orgs: float = Field(default=6.0, ge=0, le=200)
+    min_count: int = Field(default=1, ge=0, le=50)
+    intensity: float = Field(default=15.0, ge=1, le=5_000, description="Searches per day")
+
+
 class Scenarios(_Params):
     """One parameter set per misuse scenario."""
 
@@ -167,6 +208,8 @@ class Scenarios(_Params):
     dormant_reactivation: DormantReactivation = DormantReactivation()
     plr_browsing: PlrBrowsing = PlrBrowsing()
     npd_overreach: NpdOverreach = NpdOverreach()
+    stealth_reseller: StealthReseller = StealthReseller()
+    low_volume_reseller: LowVolumeReseller = LowVolumeReseller()
 
 
 class DecoyParams(_Params):
@@ -182,6 +225,50 @@ class DecoyParams(_Params):
     )
 
 
+class DistanceLearning(DecoyParams):
+    """A national distance-learning provider: searches adults in every region, into the
+    evening and at weekends, mostly through its web-service account, then registers or
+    updates most of the people it finds a few days later (never the same day), looks them
+    up again weeks later and reads their records, beside an existing national cohort."""
+
+    per_10k_orgs: float = Field(default=8.0, ge=0, le=500)
+    min_count: int = Field(default=3, ge=0, le=50)
+    searches_per_day: float = Field(
+        default=120.0, ge=1, le=10_000, description="New people searched per weekday"
+    )
+    weekend_factor: float = Field(default=0.6, ge=0, le=2, description="Weekend day volume")
+    evening_share: float = Field(default=0.25, ge=0, le=1, description="Searches 18:00-23:00")
+    service_share: float = Field(
+        default=0.8, ge=0, le=1, description="Searches through the web-service account"
+    )
+    age_min: int = Field(default=19, ge=16, le=80)
+    age_max: int = Field(default=60, ge=16, le=80)
+    follow_share: float = Field(
+        default=0.65, ge=0, le=1, description="Searched people later registered or updated"
+    )
+    follow_lag_min: int = Field(default=1, ge=0, le=60, description="Days to that, at least")
+    follow_lag_max: int = Field(default=5, ge=0, le=60, description="... and at most")
+    revisit_share: float = Field(
+        default=0.6, ge=0, le=1, description="Searched people looked up again later"
+    )
+    revisit_lag_min: int = Field(default=3, ge=1, le=120)
+    revisit_lag_max: int = Field(default=28, ge=1, le=120)
+    read_share: float = Field(
+        default=0.5, ge=0, le=1, description="Of those looked up again, records also read"
+    )
+    cohort: int = Field(
+        default=3000, ge=100, le=200_000, description="Existing national cohort (learners)"
+    )
+
+    @model_validator(mode="after")
+    def _lags_ordered(self) -> DistanceLearning:
+        if self.follow_lag_max < self.follow_lag_min:
+            raise ValueError("follow_lag_max is below follow_lag_min")
+        if self.revisit_lag_max < self.revisit_lag_min:
+            raise ValueError("revisit_lag_max is below revisit_lag_min")
+        return self
+
+
 class Decoys(_Params):
     """Legitimate look-alikes (``truth/decoys.csv``); ``strength`` meaning is per kind."""
 
@@ -195,6 +282,7 @@ class Decoys(_Params):
     client_upgrade: DecoyParams = DecoyParams(strength=1.0)
     research_heavy: DecoyParams = DecoyParams(strength=10.0)
     home_office_match: DecoyParams = DecoyParams(per_10k_orgs=0.0, min_count=1, strength=1.0)
+    national_distance_learning: DistanceLearning = DistanceLearning()
 
 
 class DeliveryParams(_Params):
@@ -292,6 +380,33 @@ class WorldConfig(_Params):
     decoys: Decoys = Decoys()
     delivery: DeliveryParams = DeliveryParams()
     real_feed: RealFeedQuirks = RealFeedQuirks()
+    extra_shapes: bool = Field(
+        default=False,
+        description="Also play EXTRA_SCENARIOS and EXTRA_DECOYS (on whenever randomise is)",
+    )
+    randomise: bool = Field(
+        default=False,
+        description="Draw every behaviour parameter of every org type profile, scenario "
+        "and decoy from wide ranges (evaluation/generate/randomise.py), deterministically "
+        "from the seed; the draws are written to truth/parameters.json",
+    )
+    onset_range: tuple[float, float] = Field(
+        default=(0.02, 0.85),
+        description="With randomise: scenario onsets drawn uniformly in this share of the "
+        "window (never day 0 when the window is longer than one day)",
+    )
+
+    @model_validator(mode="after")
+    def _onset_range_ordered(self) -> WorldConfig:
+        lo, hi = self.onset_range
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"onset_range {self.onset_range} is not 0 <= low <= high <= 1")
+        return self
+
+    @property
+    def plays_extra(self) -> bool:
+        """Whether the extra scenarios and decoys are played."""
+        return self.extra_shapes or self.randomise
 
     def onset_day(self, onset: Onset, fallback: int) -> int:
         """``onset`` as a day offset clamped into the window; ``fallback`` when None."""

@@ -216,6 +216,7 @@ class Profile:
     clearing_surge: float = 1.0  # peak multiplier in HE admissions / clearing
     pool_factor: float = 1.2  # learner pool = expected_learners x this
     pool_skew: float = 2.0  # draws concentrate on the first learners of the pool
+    script_share: float = 0.0  # orgs whose web-service client is a bare script library
     extra: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -269,6 +270,13 @@ _ONLINE_OPS = {
     "learnerByULN": 0.15, "GetLearnerLearningEvents": 0.10, "LearnerByUln": 0.06,
     "UpdateLearnerSubsetFields": 0.02,
 }  # fmt: skip
+
+_DISTANCE_OPS = {
+    "learnerByULN": 0.30, "LearnerByUln": 0.12, "GetLearnerLearningEvents": 0.22,
+    "updateSingleLearner": 0.16, "learnerByDemographics": 0.10, "registerSingleLearner": 0.06,
+    "UpdateLearnerSubsetFields": 0.04,
+}  # fmt: skip
+"""A distance-learning provider's work on its existing cohort (new people: scenarios.py)."""
 
 _ADULTS: AgeBands = ((19, 30, 0.45), (30, 50, 0.4), (50, 66, 0.15))
 
@@ -331,6 +339,12 @@ DECOY_PROFILES: tuple[Profile, ...] = (
         "evening_provision", 0.3, _PRISON_OPS, 0.5, 0.4, _ADULTS, (0.55, 0.4, 0.05),
         hours=HOURS_EVENING, weekend_factor=0.6, bank_holiday_factor=0.4, holiday_factor=0.8,
         enrolment_surge=2.0,
+    ),
+    Profile(
+        "national_distance_learning", 0.035, _DISTANCE_OPS, 0.15, 0.85,
+        ((19, 30, 0.4), (30, 45, 0.4), (45, 61, 0.2)), (0.02, 0.05, 0.93),
+        hours=HOURS_EXTENDED, weekend_factor=0.55, bank_holiday_factor=0.5, holiday_factor=1.0,
+        enrolment_surge=1.4, pool_factor=1.0, pool_skew=1.5,
     ),
 )  # fmt: skip
 

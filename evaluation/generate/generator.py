@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import numpy.typing as npt
 import polars as pl
 
 from evaluation.generate import behaviour as bh
-from evaluation.generate import npd, scenarios
+from evaluation.generate import npd, randomise, scenarios
 from evaluation.generate.delivery import Deliverer
 from evaluation.generate.lrs import LRS_COLUMNS, finalise_lrs, normal_lrs_day
 from evaluation.generate.rng import day_rng
@@ -27,14 +28,32 @@ ProgressCallback = Callable[[int, int], None]
 
 LABEL_COLUMNS = ["org_id", "scenario", "start_date", "end_date", "user_name"]
 DECOY_COLUMNS = ["org_id", "kind"]
+ACCOUNT_COLUMNS = ["org_id", "scenario", "user_name"]
 
 
 def build(config: WorldConfig) -> tuple[World, list[scenarios.Instance]]:
     """The world with NPD agreements, scenarios and decoys assigned (nothing written)."""
-    world = build_world(config)
+    world = build_world(config, randomise.profiles(config))
+    if config.randomise:
+        randomise.script_clients(world)
     npd.setup_npd(world, day_rng(config.seed, "npd-setup"))
     instances = scenarios.assign_roles(world)
     return world, instances
+
+
+def _write_truth(world: World, truth: Path) -> None:
+    """``labels.csv`` and ``decoys.csv``; with the extra shapes also ``accounts.csv`` (every
+    misuse account, one a row); with ``randomise`` also ``parameters.json`` (every draw)."""
+    config = world.config
+    pl.DataFrame(world.labels, schema=LABEL_COLUMNS, orient="row").write_csv(truth / "labels.csv")
+    pl.DataFrame(world.decoys, schema=DECOY_COLUMNS, orient="row").write_csv(truth / "decoys.csv")
+    if config.plays_extra:
+        accounts = pl.DataFrame(world.accounts, schema=ACCOUNT_COLUMNS, orient="row")
+        accounts.write_csv(truth / "accounts.csv")
+    if config.randomise:
+        roles = {k: world.parameters.get(k, []) for k in ("scenarios", "decoys")}
+        doc = randomise.parameters_document(config, world.profiles, roles)
+        (truth / "parameters.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def _unregistered(world: World, rng: np.random.Generator, q: RealFeedQuirks) -> list[int]:
@@ -158,8 +177,7 @@ def generate_world(
     orgs, agreements = _register_frames(world, quirks, left_out, quirk_rng)
     orgs.write_csv(landing / "reference" / "organisations.csv")
     agreements.write_csv(landing / "reference" / "agreements.csv")
-    pl.DataFrame(world.labels, schema=LABEL_COLUMNS, orient="row").write_csv(truth / "labels.csv")
-    pl.DataFrame(world.decoys, schema=DECOY_COLUMNS, orient="row").write_csv(truth / "decoys.csv")
+    _write_truth(world, truth)
 
     html_agents = world.add_agents(list(bh.HTML_AGENTS))
     last = config.days - 1
@@ -221,7 +239,7 @@ def generate_world(
         duplicate_rows=lrs_out.stats.duplicates + npd_out.stats.duplicates,
         late_events=lrs_out.stats.late + npd_out.stats.late,
         html_agent_rows=html_rows,
-        files=lrs_out.stats.files + npd_out.stats.files + 4,
+        files=lrs_out.stats.files + npd_out.stats.files + 4 + config.plays_extra + config.randomise,
         labels=len(world.labels),
         decoys=len(world.decoys),
         scenario_events=dict(sorted(scenario_events.items())),

@@ -31,9 +31,13 @@ US = 1_000_000
 FINALISE_ROWS = 400_000
 """Rows turned into contract strings at once (bounds the temporaries)."""
 
-_OP_WEIGHTS: list[npt.NDArray[np.float64]] = [
-    np.array([p.op_mix.get(o, 0.0) for o in bh.OPS]) for p in bh.PROFILES
-]
+
+def op_weights(profiles: tuple[bh.Profile, ...]) -> list[npt.NDArray[np.float64]]:
+    """Per profile, the weight of each operation (index = behaviour.OPS)."""
+    return [np.array([p.op_mix.get(o, 0.0) for o in bh.OPS]) for p in profiles]
+
+
+_OP_WEIGHTS = op_weights(bh.PROFILES)
 
 
 def raw_frame(cols: dict[str, npt.ArrayLike]) -> pl.DataFrame:
@@ -122,8 +126,8 @@ def day_factors(world: World, day: int) -> npt.NDArray[np.float64]:
     weekend = d.weekday() >= 5
     bank = d in cal.bank_holidays(d.year)
     holiday = cal.is_school_holiday(d)
-    base = np.ones(len(bh.PROFILES))
-    for i, p in enumerate(bh.PROFILES):
+    base = np.ones(len(world.profiles))
+    for i, p in enumerate(world.profiles):
         f = 1.0
         if weekend:
             f *= p.weekend_factor
@@ -142,7 +146,7 @@ def day_factors(world: World, day: int) -> npt.NDArray[np.float64]:
 
 def expected_calls(world: World, day: int) -> npt.NDArray[np.float64]:
     """Expected normal LRS calls per org on ``day`` (zero outside its active window)."""
-    epl = np.array([p.events_per_learner for p in bh.PROFILES])[world.profile]
+    epl = np.array([p.events_per_learner for p in world.profiles])[world.profile]
     lam = world.expected_learners * epl * world.activity * world.config.volume_scale
     lam = lam * day_factors(world, day)
     active = (world.silent_before <= day) & (day < world.silent_from)
@@ -165,22 +169,29 @@ def normal_lrs_day(world: World, day: int, rng: np.random.Generator) -> pl.DataF
     n = rng.poisson(lam * noise)
     order = np.argsort(world.profile, kind="stable")
     ev_org = np.repeat(order, n[order])
-    bounds = np.searchsorted(world.profile[ev_org], np.arange(len(bh.PROFILES) + 1))
+    bounds = np.searchsorted(world.profile[ev_org], np.arange(len(world.profiles) + 1))
+    weights = _OP_WEIGHTS if world.profiles is bh.PROFILES else op_weights(world.profiles)
     frames = []
-    for k, p in enumerate(bh.PROFILES):
+    for k, p in enumerate(world.profiles):
         a, b = int(bounds[k]), int(bounds[k + 1])
         if b > a:
-            frames.append(_profile_block(world, day, d, p, k, ev_org[a:b], rng))
+            frames.append(_profile_block(world, day, d, p, weights[k], ev_org[a:b], rng))
     if not frames:
         return raw_frame({c: np.zeros(0, dtype=np.int64) for c in RAW_COLUMNS})
     return pl.concat(frames)
 
 
 def _profile_block(
-    world: World, day: int, d: date, p: bh.Profile, k: int, orgs: I64, rng: np.random.Generator
+    world: World,
+    day: int,
+    d: date,
+    p: bh.Profile,
+    weights: npt.NDArray[np.float64],
+    orgs: I64,
+    rng: np.random.Generator,
 ) -> pl.DataFrame:
     m = len(orgs)
-    op = categorical(rng.random(m), _OP_WEIGHTS[k])
+    op = categorical(rng.random(m), weights)
     is_batch = bh.IS_BATCH[op]
     portal = ~is_batch & (rng.random(m) < p.portal_share)
     channel = np.where(

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from evaluation.generate import behaviour as bh
-from evaluation.generate import npd
+from evaluation.generate import npd, randomise
 from evaluation.generate.lrs import (
     MISSING,
     counts_and_batches,
@@ -28,7 +28,7 @@ from evaluation.generate.lrs import (
     responses,
     to_utc_us,
 )
-from evaluation.generate.rng import categorical, day_rng, pack_keys
+from evaluation.generate.rng import U64, categorical, day_rng, pack_keys
 from evaluation.generate.world import (
     I64,
     NEVER,
@@ -40,17 +40,23 @@ from evaluation.generate.world import (
     valid_ulns,
 )
 from schemas.generate import (
+    ALL_SCENARIOS,
     DECOYS,
+    EXTRA_DECOYS,
+    EXTRA_SCENARIOS,
     SCENARIOS,
     AgeVerificationReseller,
     DecoyParams,
+    DistanceLearning,
     DormantReactivation,
     Enumeration,
+    LowVolumeReseller,
     NpdOverreach,
     PlrBrowsing,
     RevokedAccess,
     ScenarioParams,
     SharedCredentials,
+    StealthReseller,
 )
 from schemas.reference import OrgStatus, OrgType
 
@@ -64,6 +70,9 @@ HOSTS: dict[str, tuple[OrgType, ...]] = {
     "dormant_reactivation": (T.training_provider, T.school, T.commercial),
     "plr_browsing": (T.school, T.academy, T.training_provider, T.fe_college),
     "npd_overreach": (T.research,),
+    "stealth_reseller": (T.training_provider,),
+    "low_volume_reseller": (T.training_provider,),
+    "national_distance_learning": (T.training_provider, T.fe_college),
     "enrolment_surge": (T.fe_college,),
     "results_day_batch": (T.awarding_org,),
     "he_clearing": (T.he_provider,),
@@ -78,6 +87,11 @@ HOSTS: dict[str, tuple[OrgType, ...]] = {
 
 NATIONAL_KEYSPACE = (1 << 31) - 4096
 """Learner keys above every org index: people with no link to any organisation's pool."""
+DISTANCE_KEYSPACE = NATIONAL_KEYSPACE - 4096
+"""Learner keys of the people a distance-learning provider finds (one block per provider)."""
+DISTANCE_PAST = 400
+"""Distance-learning searches are keyed from this many days before the window, so the
+follow-ups of searches made before the window's first day arrive in it."""
 SHARED_EXTRA_AGENTS: tuple[str, ...] = (
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Mobile Safari/537.36",
@@ -97,7 +111,7 @@ class Instance:
     org: int
     onset: int
     end: int
-    params: ScenarioParams
+    params: ScenarioParams | DecoyParams
     user: int = -1
     label_user: bool = False  # the misuse lives in one account of an otherwise normal org
     ips: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -146,7 +160,12 @@ def _bump_version(agent: str) -> str:
 
 
 def assign_roles(world: World) -> list[Instance]:
-    """Pick hosts for every scenario and decoy, adjust the register, record ground truth."""
+    """Pick hosts for every scenario and decoy, adjust the register, record ground truth.
+
+    The classic scenarios and decoys are assigned first, from one stream, exactly as before
+    the extra shapes existed; the extra ones (``WorldConfig.plays_extra``) follow from the
+    same stream, so a world without them keeps its bytes.
+    """
     cfg = world.config
     rng = day_rng(cfg.seed, "roles")
     days = cfg.days
@@ -157,45 +176,102 @@ def assign_roles(world: World) -> list[Instance]:
     ho = npd.home_office(world)
     world.decoys.append({"org_id": world.org_id[ho], "kind": "home_office_match"})
 
+    extra = cfg.plays_extra
     for name in SCENARIOS:
-        params: ScenarioParams = getattr(cfg.scenarios, name)
-        k = _count(cfg.orgs, params.per_10k_orgs, params.min_count)
-        extra = None
-        if name == "shared_credentials":
-            extra = np.flatnonzero(world.org_n_users >= 3)
-        if name == "npd_overreach":
-            extra = np.flatnonzero(world.npd_rate > 0)
-        for j, org in enumerate(_pick(world, rng, name, k, extra)):
-            onset = cfg.onset_day(params.onset, int(rng.integers(lo, hi + 1)))
-            end = days - 1
-            if params.duration_days is not None:
-                end = min(end, onset + params.duration_days - 1)
-            inst = Instance(name, j, org, onset, end, params)
-            _setup(world, inst, rng)
-            instances.append(inst)
-            world.labels.append(
-                {
-                    "org_id": world.org_id[org],
-                    "scenario": name,
-                    "start_date": world.date_of(onset).isoformat(),
-                    "end_date": world.date_of(end).isoformat(),
-                    "user_name": world.user_name[inst.user] if inst.label_user else "",
-                }
-            )
-
+        instances += _play_scenario(world, rng, name, lo, hi)
     for kind in DECOYS:
-        if kind == "home_office_match":
-            continue
-        dp: DecoyParams = getattr(cfg.decoys, kind)
-        k = _count(cfg.orgs, dp.per_10k_orgs, dp.min_count)
-        if kind == "mis_supplier":
-            _mis_suppliers(world, rng, k, dp)
-            continue
-        extra = np.flatnonzero(world.npd_rate > 0) if kind == "research_heavy" else None
-        for org in _pick(world, rng, kind, k, extra):
-            _decoy(world, kind, org, dp, rng, lo, hi)
-            world.decoys.append({"org_id": world.org_id[org], "kind": kind})
+        _play_decoy(world, rng, kind, instances, lo, hi)
+    for name in EXTRA_SCENARIOS if extra else ():
+        instances += _play_scenario(world, rng, name, lo, hi)
+    for kind in EXTRA_DECOYS if extra else ():
+        _play_decoy(world, rng, kind, instances, lo, hi)
     return instances
+
+
+def _play_scenario(
+    world: World, rng: np.random.Generator, name: str, lo: int, hi: int
+) -> list[Instance]:
+    cfg = world.config
+    params: ScenarioParams = getattr(cfg.scenarios, name)
+    k = _count(cfg.orgs, params.per_10k_orgs, params.min_count)
+    extra = None
+    if name == "shared_credentials":
+        extra = np.flatnonzero(world.org_n_users >= 3)
+    if name == "npd_overreach":
+        extra = np.flatnonzero(world.npd_rate > 0)
+    if name == "stealth_reseller":  # a real provider with staff accounts to hide in
+        extra = np.flatnonzero(world.org_n_users >= 3)
+    out: list[Instance] = []
+    for j, org in enumerate(_pick(world, rng, name, k, extra)):
+        fallback = int(rng.integers(lo, hi + 1))
+        p = params
+        if cfg.randomise:
+            p = randomise.scenario_params(cfg, name, j, params)
+            fallback = randomise.onset(cfg, name, j)
+        onset = cfg.onset_day(p.onset, fallback)
+        end = cfg.days - 1
+        if p.duration_days is not None:
+            end = min(end, onset + p.duration_days - 1)
+        inst = Instance(name, j, org, onset, end, p)
+        _setup(world, inst, rng)
+        out.append(inst)
+        users = [world.user_name[u] for u in inst.extra.get("users", [inst.user])]
+        world.labels.append(
+            {
+                "org_id": world.org_id[org],
+                "scenario": name,
+                "start_date": world.date_of(onset).isoformat(),
+                "end_date": world.date_of(end).isoformat(),
+                "user_name": ";".join(users) if inst.label_user else "",
+            }
+        )
+        if inst.label_user:
+            world.accounts += [
+                {"org_id": world.org_id[org], "scenario": name, "user_name": u} for u in users
+            ]
+        world.parameters.setdefault("scenarios", []).append(
+            {
+                "scenario": name,
+                "index": j,
+                "org_id": world.org_id[org],
+                "onset": world.date_of(onset).isoformat(),
+                "end": world.date_of(end).isoformat(),
+                "accounts": users if inst.label_user else [],
+                "params": p.model_dump(mode="json"),
+            }
+        )
+    return out
+
+
+def _play_decoy(
+    world: World,
+    rng: np.random.Generator,
+    kind: str,
+    instances: list[Instance],
+    lo: int,
+    hi: int,
+) -> None:
+    cfg = world.config
+    if kind == "home_office_match":
+        return
+    dp: DecoyParams = getattr(cfg.decoys, kind)
+    k = _count(cfg.orgs, dp.per_10k_orgs, dp.min_count)
+    if kind == "mis_supplier":
+        if cfg.randomise:
+            dp = randomise.decoy_params(cfg, kind, 0, dp)
+        _mis_suppliers(world, rng, k, dp)
+        return
+    extra = np.flatnonzero(world.npd_rate > 0) if kind == "research_heavy" else None
+    for j, org in enumerate(_pick(world, rng, kind, k, extra)):
+        p = randomise.decoy_params(cfg, kind, j, dp) if cfg.randomise else dp
+        _decoy(world, kind, org, p, rng, lo, hi)
+        world.decoys.append({"org_id": world.org_id[org], "kind": kind})
+        if isinstance(p, DistanceLearning):
+            instances.append(Instance(kind, j, org, 0, cfg.days - 1, p))
+        world.parameters.setdefault("decoys", []).append(
+            {"kind": kind, "index": j, "org_id": world.org_id[org],
+             "params": p.model_dump(mode="json")}
+        )  # fmt: skip
 
 
 def _decoy(
@@ -214,10 +290,13 @@ def _decoy(
         world.expected_learners[org] = max(
             int(world.expected_learners[org]), int(rng.integers(1500, 4000))
         )
-        world.season["enrolment"][org] = bh.PROFILES[bh.PROFILE_INDEX[kind]].enrolment_surge
+        world.season["enrolment"][org] = world.profiles[bh.PROFILE_INDEX[kind]].enrolment_surge
     elif kind == "evening_provision":
         world.expected_learners[org] = max(int(world.expected_learners[org]), 600)
-        world.season["enrolment"][org] = bh.PROFILES[bh.PROFILE_INDEX[kind]].enrolment_surge
+        world.season["enrolment"][org] = world.profiles[bh.PROFILE_INDEX[kind]].enrolment_surge
+    elif isinstance(dp, DistanceLearning):
+        world.expected_learners[org] = max(int(world.expected_learners[org]), dp.cohort)
+        world.season["enrolment"][org] = world.profiles[bh.PROFILE_INDEX[kind]].enrolment_surge
     elif kind == "new_provider":
         reg = int(rng.integers(lo, hi + 1))
         world.registered_on[org] = world.date_of(reg)
@@ -262,7 +341,8 @@ def _setup(world: World, inst: Instance, rng: np.random.Generator) -> None:
     p = inst.params
     if isinstance(p, AgeVerificationReseller):
         world.previous_name[org] = world.name[org]
-        world.name[org] = bh.RESELLER_NAMES[inst.index % len(bh.RESELLER_NAMES)]
+        offset = 2 if isinstance(p, LowVolumeReseller) else 0
+        world.name[org] = bh.RESELLER_NAMES[(inst.index + offset) % len(bh.RESELLER_NAMES)]
         world.name_changed_on[org] = onset_date - timedelta(days=int(rng.integers(14, 120)))
         world.expected_learners[org] = int(rng.integers(40, 160))
         world.activity[org] *= p.residual_activity
@@ -302,6 +382,12 @@ def _setup(world: World, inst: Instance, rng: np.random.Generator) -> None:
         world.silent_before[org] = world.day_of(world.registered_on[org])
     elif isinstance(p, PlrBrowsing):
         inst.user = _human(world, org, rng)
+    elif isinstance(p, StealthReseller):
+        humans = world.humans(org)
+        k = min(int(rng.integers(p.accounts_min, p.accounts_max + 1)), len(humans))
+        users = np.sort(rng.choice(humans, size=k, replace=False)).astype(np.int64)
+        inst.extra["users"] = [int(u) for u in users]
+        inst.user = int(users[0])
     elif isinstance(p, NpdOverreach):
         kinds = p.kinds
         primary = kinds[inst.index % len(kinds)]
@@ -315,7 +401,7 @@ def _setup(world: World, inst: Instance, rng: np.random.Generator) -> None:
             i = world.agreements.index(a)
             world.agreements[i] = a.model_copy(update={"valid_to": end})
         inst.user = _human(world, org, rng)
-    inst.label_user = isinstance(p, Enumeration | SharedCredentials | PlrBrowsing)
+    inst.label_user = isinstance(p, Enumeration | SharedCredentials | PlrBrowsing | StealthReseller)
 
 
 def account(inst: Instance) -> int:
@@ -335,7 +421,7 @@ def _national_learners(
     geo: tuple[float, float, float] = (0.0, 0.0, 1.0),
 ) -> Any:
     keys = pack_keys(
-        np.full(m, NATIONAL_KEYSPACE + SCENARIOS.index(inst.scenario) * 64 + inst.index),
+        np.full(m, NATIONAL_KEYSPACE + ALL_SCENARIOS.index(inst.scenario) * 64 + inst.index),
         rng.integers(0, 1 << 32, size=m, dtype=np.uint64),
     )
     home = np.full(m, world.area[inst.org])
@@ -375,14 +461,28 @@ def _frame(
     )
 
 
-def _reseller(world: World, inst: Instance, day: int, rng: np.random.Generator) -> pl.DataFrame:
-    p = inst.params
-    assert isinstance(p, AgeVerificationReseller)
+def _searches(
+    world: World, p: AgeVerificationReseller | StealthReseller, day: int, rng: np.random.Generator
+) -> tuple[Any, int, Any, I64]:
+    """A reseller's day: the date, how many calls, which are verifies, and the operations."""
     d = world.date_of(day)
     scale = world.config.scenario_scale
     m = int(rng.poisson(p.intensity * scale * (p.weekend_factor if d.weekday() >= 5 else 1.0)))
     verify = rng.random(m) < p.verify_share
     op = np.where(verify, bh.OP["verifyLearner"], bh.OP["learnerByDemographics"])
+    return d, m, verify, op.astype(np.int64)
+
+
+def _client(world: World, org: int, day: int) -> int:
+    """The org's web-service client agent on ``day`` (after an upgrade, the new build)."""
+    upgraded = day >= world.org_upgrade_day[org]
+    return int(world.org_upgraded_agent[org] if upgraded else world.org_client_agent[org])
+
+
+def _reseller(world: World, inst: Instance, day: int, rng: np.random.Generator) -> pl.DataFrame:
+    p = inst.params
+    assert isinstance(p, AgeVerificationReseller)
+    d, m, verify, op = _searches(world, p, day, rng)
     evening = rng.random(m) < p.evening_share
     secs = np.where(
         evening,
@@ -494,11 +594,133 @@ def _plr(world: World, inst: Instance, day: int, rng: np.random.Generator) -> pl
     )  # fmt: skip
 
 
+_OFFICE_ONLY = tuple(w if 8 <= h < 18 else 0.0 for h, w in enumerate(bh.HOURS_OFFICE))
+"""Office hours only: 08:00-18:00 local."""
+
+
+def _stealth(world: World, inst: Instance, day: int, rng: np.random.Generator) -> pl.DataFrame:
+    """Extra searches / verifies of adults nationwide by a few existing staff accounts, in
+    office hours, through the portal or the provider's own client like their normal work."""
+    p = inst.params
+    assert isinstance(p, StealthReseller)
+    d, m, verify, op = _searches(world, p, day, rng)
+    secs = local_seconds(_OFFICE_ONLY, rng, m)
+    learners = _national_learners(world, inst, rng, m, ((p.age_min, p.age_max + 1, 1.0),))
+    miss = np.where(
+        verify,
+        bh.RC["no_match"],
+        np.where(rng.random(m) < 0.7, bh.RC["no_match"], bh.RC["possible_match"]),
+    )
+    resp = np.where(rng.random(m) < p.match_rate, bh.RC["exact_match"], miss)
+    users = np.array(inst.extra["users"], dtype=np.int64)
+    user = users[(rng.random(m) * len(users)).astype(np.int64)]
+    portal = rng.random(m) < world.profiles[int(world.profile[inst.org])].portal_share
+    org = inst.org
+    client = _client(world, org, day)
+    ip = np.where(portal, world.user_ip[user], world.org_server_ip[org])
+    agent = np.where(portal, world.user_agent[user], client)
+    frame = _frame(
+        world, inst, d, secs, op, bh.CH["webservice"], learners, resp, user, ip, agent, rng
+    )
+    return frame.with_columns(
+        channel=pl.Series(np.where(portal, bh.CH["portal"], bh.CH["webservice"]).astype(np.int64))
+    )
+
+
+def _distance_searches(world: World, inst: Instance, day: int) -> dict[str, Any]:
+    """The new people a distance-learning provider searches on ``day`` and what it does
+    with each later (follow-up lags in days, -1 = never), re-derived from the day's own
+    stream so that follow-ups on later days hit the same people without carried state."""
+    p = inst.params
+    assert isinstance(p, DistanceLearning)
+    rng = day_rng(
+        world.config.seed, f"decoy:national_distance_learning:{inst.index}", day + DISTANCE_PAST
+    )
+    d = world.date_of(day)
+    rate = p.searches_per_day * world.config.volume_scale
+    m = min(int(rng.poisson(rate * (p.weekend_factor if d.weekday() >= 5 else 1.0))), 16_383)
+    keys: U64 = pack_keys(
+        np.full(m, DISTANCE_KEYSPACE + inst.index), (day + DISTANCE_PAST) * 16_384 + np.arange(m)
+    )
+    op = np.full(m, bh.OP["learnerByDemographics"])
+    resp = responses(op, rng.random(m))
+    follow = rng.random(m) < p.follow_share
+    follow_lag = np.where(follow, rng.integers(p.follow_lag_min, p.follow_lag_max + 1, size=m), -1)
+    revisit = rng.random(m) < p.revisit_share
+    revisit_lag = np.where(
+        revisit, rng.integers(p.revisit_lag_min, p.revisit_lag_max + 1, size=m), -1
+    )
+    read = revisit & (rng.random(m) < p.read_share)
+    return {"keys": keys, "resp": resp, "follow_lag": follow_lag,
+            "revisit_lag": revisit_lag, "read": read}  # fmt: skip
+
+
+def _distance(world: World, inst: Instance, day: int, rng: np.random.Generator) -> pl.DataFrame:
+    """A distance-learning provider's day: today's searches of new people, and the
+    registrations / updates, repeat look-ups and record reads due today of people it
+    searched on earlier days (the same learner keys, so the same ULNs and postcodes)."""
+    p = inst.params
+    assert isinstance(p, DistanceLearning)
+    today = _distance_searches(world, inst, day)
+    keys = [today["keys"]]
+    ops = [np.full(len(today["keys"]), bh.OP["learnerByDemographics"])]
+    longest = max(p.follow_lag_max, p.revisit_lag_max)
+    for back in range(1, longest + 1):
+        past = _distance_searches(world, inst, day - back)
+        found = past["resp"] == bh.RC["exact_match"]
+        due = past["follow_lag"] == back
+        keys.append(past["keys"][due])
+        ops.append(
+            np.where(found[due], bh.OP["updateSingleLearner"], bh.OP["registerSingleLearner"])
+        )
+        again = past["revisit_lag"] == back
+        reads = again & past["read"]
+        keys += [past["keys"][again], past["keys"][reads]]
+        ops += [
+            np.full(int(again.sum()), bh.OP["learnerByULN"]),
+            np.full(int(reads.sum()), bh.OP["GetLearnerLearningEvents"]),
+        ]
+    k_all = np.concatenate(keys)
+    op = np.concatenate(ops).astype(np.int64)
+    m = len(op)
+    n_new = len(today["keys"])
+    resp = np.concatenate([today["resp"], responses(op[n_new:], rng.random(m - n_new))])
+    resp = resp.astype(np.int64)
+    evening = rng.random(m) < p.evening_share
+    secs = np.where(
+        evening,
+        18 * 3600 + (rng.random(m) * 5 * 3600).astype(np.int64),
+        local_seconds(bh.HOURS_EXTENDED, rng, m),
+    )
+    org = inst.org
+    svc = rng.random(m) < p.service_share
+    humans = world.humans(org)
+    human = humans[(rng.random(m) * len(humans)).astype(np.int64)]
+    user = np.where(svc, int(world.org_user_start[org]), human)
+    client = _client(world, org, day)
+    ip = np.where(svc, world.org_server_ip[org], world.user_ip[user])
+    agent = np.where(svc, client, world.user_agent[user])
+    learners = learner_attributes(
+        world.config.seed, k_all, ((p.age_min, p.age_max + 1, 1.0),), (0.0, 0.0, 1.0),
+        np.full(m, world.area[org]), world.start,
+    )  # fmt: skip
+    frame = _frame(
+        world, inst, world.date_of(day), secs, op, bh.CH["webservice"], learners, resp,
+        user, ip, agent, rng,
+    )  # fmt: skip
+    return frame.with_columns(
+        channel=pl.Series(np.where(svc, bh.CH["webservice"], bh.CH["portal"]).astype(np.int64))
+    )
+
+
 _LRS_PLAYERS = {
     "age_verification_reseller": _reseller,
+    "low_volume_reseller": _reseller,
     "enumeration": _enumeration,
     "shared_credentials": _shared,
     "plr_browsing": _plr,
+    "stealth_reseller": _stealth,
+    "national_distance_learning": _distance,
 }
 
 

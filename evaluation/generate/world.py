@@ -90,7 +90,10 @@ class World:
     npd_rate: F64 = field(default_factory=lambda: np.zeros(0))
     labels: list[dict[str, Any]] = field(default_factory=list)
     decoys: list[dict[str, str]] = field(default_factory=list)
+    accounts: list[dict[str, str]] = field(default_factory=list)  # misuse accounts, one a row
     used: B = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    profiles: tuple[bh.Profile, ...] = bh.PROFILES  # this world's (randomised) profiles
+    parameters: dict[str, Any] = field(default_factory=dict)  # drawn, for truth/
 
     @property
     def n(self) -> int:
@@ -204,8 +207,9 @@ def _client_family(t: OrgType) -> str:
     }.get(t, "other")
 
 
-def build_world(config: WorldConfig) -> World:
-    """The register, accounts, addresses and agents of a world (no scenarios yet)."""
+def build_world(config: WorldConfig, profiles: tuple[bh.Profile, ...] = bh.PROFILES) -> World:
+    """The register, accounts, addresses and agents of a world (no scenarios yet), whose
+    organisations behave as ``profiles`` say (indexed as :data:`behaviour.PROFILES`)."""
     rng = day_rng(config.seed, "register")
     n = config.orgs
     counts = _type_counts(n)
@@ -324,7 +328,7 @@ def build_world(config: WorldConfig) -> World:
         override_lam=np.zeros(n),
         ramp_days=np.zeros(n, dtype=np.int64),
         season={
-            k: np.array([getattr(bh.PROFILES[int(q)], f"{k}_surge") for q in profile])
+            k: np.array([getattr(profiles[int(q)], f"{k}_surge") for q in profile])
             for k in ("enrolment", "results", "clearing")
         },
         user_org=user_org.astype(np.int64),
@@ -342,6 +346,7 @@ def build_world(config: WorldConfig) -> World:
         agents=agents,
         npd_rate=np.zeros(n),
         used=np.zeros(n, dtype=bool),
+        profiles=profiles,
     )
     # organisations not using the LRS make no LRS calls
     world.silent_from[~lrs] = -NEVER
