@@ -5,7 +5,7 @@ scenario instance and each decoy organisation gets its own parameters, drawn fro
 ranges below with streams keyed on (seed, what is drawn, instance), so the same seed gives
 the same world and a different seed a differently shaped one. The draws are written to
 ``truth/parameters.json`` (:func:`parameters_document`) so any result can be traced to the
-world's shape. The ranges are documented in ``docs/evaluation.md`` ("Randomised worlds");
+world's shape. The ranges are documented in ``docs/generator.md`` ("Randomised worlds");
 keep the two in step.
 
 A range is ``(kind, low, high)``: ``"u"`` uniform, ``"log"`` log-uniform (for rates and
