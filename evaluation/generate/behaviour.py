@@ -217,6 +217,8 @@ class Profile:
     pool_factor: float = 1.2  # learner pool = expected_learners x this
     pool_skew: float = 2.0  # draws concentrate on the first learners of the pool
     script_share: float = 0.0  # orgs whose web-service client is a bare script library
+    follow_share: float = 0.0  # searched people followed up by the same org (lrs.py)
+    follow_lag_max: int = 0  # ... 0 to this many days later
     extra: Mapping[str, float] = field(default_factory=dict)
 
 

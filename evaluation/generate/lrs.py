@@ -16,7 +16,7 @@ import polars as pl
 
 from evaluation.generate import behaviour as bh
 from evaluation.generate import calendar as cal
-from evaluation.generate.rng import categorical, pack_keys
+from evaluation.generate.rng import categorical, day_rng, pack_keys
 from evaluation.generate.world import AREAS, EPOCH, I64, UNITS, Learners, World, learner_attributes
 from schemas.events import LrsEvent
 
@@ -171,14 +171,68 @@ def normal_lrs_day(world: World, day: int, rng: np.random.Generator) -> pl.DataF
     ev_org = np.repeat(order, n[order])
     bounds = np.searchsorted(world.profile[ev_org], np.arange(len(world.profiles) + 1))
     weights = _OP_WEIGHTS if world.profiles is bh.PROFILES else op_weights(world.profiles)
+    follows = any(p.follow_share > 0 for p in world.profiles)
     frames = []
+    searches: list[Searches] = []
     for k, p in enumerate(world.profiles):
         a, b = int(bounds[k]), int(bounds[k + 1])
         if b > a:
-            frames.append(_profile_block(world, day, d, p, weights[k], ev_org[a:b], rng))
+            block, lidx = _profile_block(world, day, d, p, weights[k], ev_org[a:b], rng)
+            frames.append(block)
+            if follows and p.follow_share > 0:
+                searches.append(_searches_of(block, lidx, k))
+    if follows:
+        frames += _follow_ups(world, day, searches, weights)
     if not frames:
         return raw_frame({c: np.zeros(0, dtype=np.int64) for c in RAW_COLUMNS})
     return pl.concat(frames)
+
+
+Searches = tuple[int, I64, I64, npt.NDArray[np.bool_]]
+"""A profile's demographic searches of a day: (profile index, orgs, pool positions, found)."""
+FOLLOW_UP_OPS = (
+    ("updateSingleLearner", 0.5), ("learnerByULN", 0.3), ("GetLearnerLearningEvents", 0.2)
+)  # fmt: skip
+"""What an org does next with a person its search found (one not found is registered)."""
+
+
+def _searches_of(block: pl.DataFrame, lidx: I64, k: int) -> Searches:
+    op = block["op"].to_numpy()
+    resp = block["resp"].to_numpy()
+    sel = op == bh.OP["learnerByDemographics"]
+    found = (resp == bh.RC["exact_match"]) | (resp == bh.RC["linked_match"])
+    return k, block["org"].to_numpy()[sel], lidx[sel], found[sel]
+
+
+def _follow_ups(
+    world: World, day: int, searches: list[Searches], weights: list[npt.NDArray[np.float64]]
+) -> list[pl.DataFrame]:
+    """Per-learner follow-through of profiles with a ``follow_share``: a share of the people
+    an org searched are registered (not found) or updated, looked up or read (found) by the
+    same org 0 to ``follow_lag_max`` days later. Searches wait in ``world.pending`` (days
+    are generated in order) and their follow-ups name the same pool learners."""
+    rng = day_rng(world.config.seed, "lrs-follow", day)
+    for k, orgs, lidx, found in searches:
+        p = world.profiles[k]
+        take = rng.random(len(orgs)) < p.follow_share
+        lag = rng.integers(0, p.follow_lag_max + 1, size=len(orgs))
+        for g in np.unique(lag[take]).tolist():
+            sel = take & (lag == g)
+            world.pending.setdefault(day + g, []).append((k, orgs[sel], lidx[sel], found[sel]))
+    due = world.pending.pop(day, [])
+    d = world.date_of(day)
+    frames = []
+    names = [bh.OP[o] for o, _ in FOLLOW_UP_OPS]
+    next_w = np.array([w for _, w in FOLLOW_UP_OPS])
+    for k in sorted({x[0] for x in due}):
+        orgs = np.concatenate([x[1] for x in due if x[0] == k])
+        lidx = np.concatenate([x[2] for x in due if x[0] == k])
+        found = np.concatenate([x[3] for x in due if x[0] == k])
+        nxt = np.array(names)[categorical(rng.random(len(orgs)), next_w)]
+        op = np.where(found, nxt, bh.OP["registerSingleLearner"]).astype(np.int64)
+        p = world.profiles[k]
+        frames.append(_profile_block(world, day, d, p, weights[k], orgs, rng, op=op, lidx=lidx)[0])
+    return frames
 
 
 def _profile_block(
@@ -189,9 +243,14 @@ def _profile_block(
     weights: npt.NDArray[np.float64],
     orgs: I64,
     rng: np.random.Generator,
-) -> pl.DataFrame:
+    op: I64 | None = None,
+    lidx: I64 | None = None,
+) -> tuple[pl.DataFrame, I64]:
+    """Calls of ``orgs`` (one per entry) as profile ``p`` makes them, and the pool position
+    of each call's learner; ``op`` and ``lidx`` are drawn unless given."""
     m = len(orgs)
-    op = categorical(rng.random(m), weights)
+    if op is None:
+        op = categorical(rng.random(m), weights)
     is_batch = bh.IS_BATCH[op]
     portal = ~is_batch & (rng.random(m) < p.portal_share)
     channel = np.where(
@@ -213,14 +272,15 @@ def _profile_block(
     overnight = is_batch & (rng.random(m) < p.overnight_batch_share)
     if overnight.any():
         secs[overnight] = local_seconds(bh.HOURS_OVERNIGHT, rng, int(overnight.sum()))
-    pool = np.maximum(30, world.expected_learners[orgs] * p.pool_factor)
-    lidx = (pool * rng.random(m) ** p.pool_skew).astype(np.int64)
+    if lidx is None:
+        pool = np.maximum(30, world.expected_learners[orgs] * p.pool_factor)
+        lidx = (pool * rng.random(m) ** p.pool_skew).astype(np.int64)
     learners = learner_attributes(
         world.config.seed, pack_keys(orgs, lidx), p.ages, p.geo, world.area[orgs], world.start
     )
     resp = responses(op, rng.random(m))
     count, batch = counts_and_batches(op, resp, rng)
-    return raw_frame(
+    frame = raw_frame(
         {
             "_ts": to_utc_us(d, secs),
             "org": orgs,
@@ -235,6 +295,7 @@ def _profile_block(
             "agent": agent,
         }
     )
+    return frame, lidx
 
 
 def _table(values: list[str] | tuple[str, ...]) -> pl.Expr:

@@ -51,6 +51,8 @@ PROFILE_VALUES: Mapping[str, Range] = {
     "overnight_batch_share": ("u", 0.1, 0.7),
     "pool_skew": ("u", 1.2, 3.0),  # revisit concentration on the first pool learners
     "script_share": ("u", 0.0, 0.12),  # orgs whose web-service client is a script library
+    "follow_share": ("u", 0.3, 0.85),  # searched people followed up by the same org ...
+    "follow_lag_max": ("int", 0, 7),  # ... 0 to this many days later
 }
 
 # --- Scenarios and decoys ---------------------------------------------------------------
@@ -216,6 +218,8 @@ def _profile(p: bh.Profile, rng: np.random.Generator) -> bh.Profile:
         pool_factor=p.pool_factor * f["pool_factor"],
         pool_skew=draw(rng, PROFILE_VALUES["pool_skew"]),
         script_share=draw(rng, PROFILE_VALUES["script_share"]),
+        follow_share=draw(rng, PROFILE_VALUES["follow_share"]),
+        follow_lag_max=int(draw(rng, PROFILE_VALUES["follow_lag_max"])),
     )
 
 

@@ -94,6 +94,7 @@ class World:
     used: B = field(default_factory=lambda: np.zeros(0, dtype=bool))
     profiles: tuple[bh.Profile, ...] = bh.PROFILES  # this world's (randomised) profiles
     parameters: dict[str, Any] = field(default_factory=dict)  # drawn, for truth/
+    pending: dict[int, list[Any]] = field(default_factory=dict)  # follow-ups due per day
 
     @property
     def n(self) -> int:

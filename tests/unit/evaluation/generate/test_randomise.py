@@ -13,10 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import pytest
 
 from evaluation.generate import behaviour as bh
 from evaluation.generate import build, generate_world, randomise
+from evaluation.generate.lrs import normal_lrs_day
+from evaluation.generate.rng import day_rng
 from schemas.generate import EXTRA_DECOYS, EXTRA_SCENARIOS, WorldConfig
 
 TINY = WorldConfig(
@@ -120,3 +124,30 @@ def test_a_1500_org_world_holds_the_new_shapes_at_their_minimum_counts() -> None
     assert kinds.count("stealth_reseller") >= 2
     assert kinds.count("low_volume_reseller") >= 1
     assert [d["kind"] for d in world.decoys].count("national_distance_learning") == 3
+
+
+def test_randomised_orgs_follow_their_searches_through_on_the_same_learners() -> None:
+    """Ordinary orgs of a randomised world register, update, look up or read a drawn share
+    of the people they searched, 0 to follow_lag_max days later (lrs.py ``_follow_ups``)."""
+    config = TINY.model_copy(update={"orgs": 200, "days": 12, "volume_scale": 0.5})
+    world, _ = build(config)
+    k = bh.PROFILE_INDEX["training"]
+    p = world.profiles[k]
+    assert p.follow_share > 0 and p.follow_share != bh.PROFILES[k].follow_share
+    frames = [normal_lrs_day(world, d, day_rng(config.seed, "lrs", d)) for d in range(config.days)]
+    rows = pl.concat([f.with_columns(day=pl.lit(d)) for d, f in enumerate(frames)]).filter(
+        pl.col("org").is_in(np.flatnonzero(world.profile == k).tolist()), pl.col("uln") >= 0
+    )
+    search = rows.filter(pl.col("op") == bh.OP["learnerByDemographics"], pl.col("day") < 4)
+    first = search.group_by("org", "uln").agg(pl.col("day").min().alias("s"))
+    later = rows.filter(pl.col("op") != bh.OP["learnerByDemographics"]).select(
+        "org", "uln", pl.col("day").alias("f")
+    )
+    lag = pl.col("f") - pl.col("s")
+    followed = (
+        first.join(later, on=["org", "uln"])
+        .filter((lag >= 0) & (lag <= p.follow_lag_max))["uln"]
+        .n_unique()
+    )
+    assert first.height >= 50
+    assert followed / first.height >= 0.8 * p.follow_share
