@@ -87,6 +87,8 @@ HOSTS: dict[str, tuple[OrgType, ...]] = {
 
 NATIONAL_KEYSPACE = (1 << 31) - 4096
 """Learner keys above every org index: people with no link to any organisation's pool."""
+PLR_SMALL_PROVIDER = 400
+"""With randomise, PLR browsing is hosted by providers expecting at most this many learners."""
 DISTANCE_KEYSPACE = NATIONAL_KEYSPACE - 4096
 """Learner keys of the people a distance-learning provider finds (one block per provider)."""
 DISTANCE_PAST = 400
@@ -201,6 +203,8 @@ def _play_scenario(
         extra = np.flatnonzero(world.npd_rate > 0)
     if name == "stealth_reseller":  # a real provider with staff accounts to hide in
         extra = np.flatnonzero(world.org_n_users >= 3)
+    if name == "plr_browsing" and cfg.randomise:  # the issue's record browser: a small provider
+        extra = np.flatnonzero(world.expected_learners <= PLR_SMALL_PROVIDER)
     out: list[Instance] = []
     for j, org in enumerate(_pick(world, rng, name, k, extra)):
         fallback = int(rng.integers(lo, hi + 1))
@@ -237,6 +241,7 @@ def _play_scenario(
                 "onset": world.date_of(onset).isoformat(),
                 "end": world.date_of(end).isoformat(),
                 "accounts": users if inst.label_user else [],
+                "story": inst.extra.get("story", {}),
                 "params": p.model_dump(mode="json"),
             }
         )
@@ -334,6 +339,27 @@ def _human(world: World, org: int, rng: np.random.Generator) -> int:
     return int(humans[int(rng.integers(0, len(humans)))])
 
 
+RESELLER_RENAMED_SHARE = 0.6
+"""With randomise: resellers that renamed themselves before onset (the rest keep the name)."""
+RESELLER_SCRIPTED_SHARE = 0.5
+"""With randomise: resellers calling through a script library (the rest keep their client)."""
+
+
+def _vary_reseller(world: World, inst: Instance) -> None:
+    """Randomised worlds: not every reseller renames itself or switches to a script client."""
+    org = inst.org
+    story = day_rng(world.config.seed, f"randomise:story:{inst.scenario}", inst.index)
+    renamed = bool(story.random() < RESELLER_RENAMED_SHARE)
+    scripted = bool(story.random() < RESELLER_SCRIPTED_SHARE)
+    if not renamed:
+        world.name[org] = world.previous_name[org] or world.name[org]
+        world.previous_name[org] = None
+        world.name_changed_on[org] = None
+    if not scripted:
+        inst.agents = np.array([world.org_client_agent[org]], dtype=np.int64)
+    inst.extra["story"] = {"renamed": renamed, "scripted": scripted}
+
+
 def _setup(world: World, inst: Instance, rng: np.random.Generator) -> None:
     """Rewrite the host's register entry and give the instance its accounts and tools."""
     org, onset = inst.org, inst.onset
@@ -351,6 +377,8 @@ def _setup(world: World, inst: Instance, rng: np.random.Generator) -> None:
         inst.ips = world.add_ips(make_ips(rng, 2))
         script = bh.SCRIPT_AGENTS[int(rng.integers(0, 3))]
         inst.agents = world.add_agents([script])
+        if world.config.randomise:
+            _vary_reseller(world, inst)
     elif isinstance(p, Enumeration):
         inst.user = _human(world, org, rng)
         inst.ips = np.array([world.user_ip[inst.user]])

@@ -151,3 +151,20 @@ def test_randomised_orgs_follow_their_searches_through_on_the_same_learners() ->
     )
     assert first.height >= 50
     assert followed / first.height >= 0.8 * p.follow_share
+
+
+def test_randomised_resellers_do_not_all_rename_or_script_and_plr_hosts_are_small() -> None:
+    stories = []
+    for seed in range(1, 9):
+        world, instances = build(TINY.model_copy(update={"seed": seed}))
+        for inst in instances:
+            if inst.scenario in ("age_verification_reseller", "low_volume_reseller"):
+                story = inst.extra["story"]
+                stories.append((story["renamed"], story["scripted"]))
+                assert (world.previous_name[inst.org] is not None) == story["renamed"]
+                agent = world.agents[int(inst.agents[0])]
+                assert (agent in bh.SCRIPT_AGENTS) == story["scripted"]
+            if inst.scenario == "plr_browsing":
+                assert world.expected_learners[inst.org] <= 400
+    assert {r for r, _ in stories} == {True, False}
+    assert {s for _, s in stories} == {True, False}
