@@ -8,6 +8,11 @@ in ``evaluation/generate/behaviour.py``.
 A scenario's ``onset`` is either a day offset from ``WorldConfig.start`` (0 = first day) or
 a calendar date; ``None`` lets the generator draw it inside the window (never on day 0 when
 the window is longer than one day), so the delay from onset to detection can be measured.
+
+``randomise`` draws every behaviour parameter of every org type profile, scenario and decoy
+from the documented ranges of ``evaluation/generate/randomise.py`` (``docs/generator.md``)
+and plays ``EXTRA_SCENARIOS`` and ``EXTRA_DECOYS``; the draws land in
+``truth/parameters.json``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 :func:`assign_roles` picks host organisations (each org plays at most one role), rewrites
 their register entries where the story needs it (a reseller's recent change of name, a
 revoked status, a recent registration) and records ground truth. :func:`scenario_lrs_day`
-and :func:`scenario_npd_day` then add each active scenario's own calls for a day; decoys
-need no extra calls, they are organisations with a different behaviour profile or season.
+and :func:`scenario_npd_day` then add each active scenario's own calls for a day. Most
+decoys need no extra calls, they are organisations with a different behaviour profile or
+season; a national distance-learning provider also plays its own day (new people searched,
+then followed up per learner), counted as ``decoy:national_distance_learning``.
 """
 
 from __future__ import annotations
@@ -769,7 +771,8 @@ def scenario_lrs_day(
         rng = day_rng(world.config.seed, f"scenario:{inst.scenario}:{inst.index}", day)
         f = player(world, inst, day, rng)
         frames.append(f)
-        counts[inst.scenario] = counts.get(inst.scenario, 0) + f.height
+        key = inst.scenario if inst.scenario in ALL_SCENARIOS else f"decoy:{inst.scenario}"
+        counts[key] = counts.get(key, 0) + f.height
     return frames, counts
 
 
