@@ -177,7 +177,7 @@ class StealthReseller(ScenarioParams):
     demographic searches / verify calls of adults nationwide, in office hours, on top of the
     provider's normal work; the people searched are never registered by it."""
 
-    per_10k_orgs: float = Field(default=10.0, ge=0, le=200)
+    per_10k_orgs: float = Field(default=3.0, ge=0, le=200)
     min_count: int = Field(default=2, ge=0, le=50)
     intensity: float = Field(default=22.0, ge=1, le=5_000, description="Extra calls per day")
     accounts_min: int = Field(default=2, ge=1, le=20, description="Existing accounts used")
@@ -198,7 +198,7 @@ class StealthReseller(ScenarioParams):
 class LowVolumeReseller(AgeVerificationReseller):
     """The age-verification reseller at a low rate (10-20 searches a day)."""
 
-    per_10k_orgs: float = Field(default=6.0, ge=0, le=200)
+    per_10k_orgs: float = Field(default=3.0, ge=0, le=200)
     min_count: int = Field(default=1, ge=0, le=50)
     intensity: float = Field(default=15.0, ge=1, le=5_000, description="Searches per day")
 
@@ -236,7 +236,7 @@ class DistanceLearning(DecoyParams):
     updates most of the people it finds a few days later (never the same day), looks them
     up again weeks later and reads their records, beside an existing national cohort."""
 
-    per_10k_orgs: float = Field(default=8.0, ge=0, le=500)
+    per_10k_orgs: float = Field(default=4.0, ge=0, le=500)
     min_count: int = Field(default=3, ge=0, le=50)
     searches_per_day: float = Field(
         default=120.0, ge=1, le=10_000, description="New people searched per weekday"
