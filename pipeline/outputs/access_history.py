@@ -29,11 +29,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 
 import duckdb
-import jinja2
 import polars as pl
 
 from detectors.rules import load_config
@@ -41,7 +39,7 @@ from pipeline.ingest.deliveries import check_key
 from pipeline.ingest.pseudonymise import pseudonym
 from pipeline.ingest.uln import PLACEHOLDER_ULN, check_digit
 from pipeline.outputs import sql
-from pipeline.outputs.report import TEMPLATES, latest_of
+from pipeline.outputs.report import _environment, latest_of
 from pipeline.outputs.safe_text import csv_cell, visible
 from pipeline.profile import define_macros
 from pipeline.store.lake import fsync_dir, lake_dir, lake_glob
@@ -352,20 +350,6 @@ def to_json(h: History) -> str:
             "accesses": [r.model_dump(mode="json") for r in h.records],
         },
         indent=2,
-    )
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    from pipeline.outputs.report import _shown
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        finalize=_shown,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
     )
 
 

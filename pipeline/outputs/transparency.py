@@ -37,13 +37,10 @@ import calendar
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +52,7 @@ from markupsafe import Markup
 from detectors.rules import load_config
 from pipeline.outputs import sql
 from pipeline.outputs.access_history import warehouse_tables
-from pipeline.outputs.report import TEMPLATES, _e, _num
+from pipeline.outputs.report import _e, _environment, _num, _publish
 from pipeline.outputs.safe_text import csv_cell
 from pipeline.profile import define_macros
 from pipeline.store.lake import lake_dir, lake_glob
@@ -473,36 +470,12 @@ def to_csv(t: StatTable) -> str:
     return out.getvalue()
 
 
-@cache
-def _environment() -> Any:
-    import jinja2
-
-    from pipeline.outputs.report import _shown
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, finalize=_shown,
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-    )  # fmt: skip
-
-
 def to_html(data: TransparencyData, generated_at: datetime | None = None) -> str:
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return _environment().get_template(TEMPLATE).render(
         data=data, charts={t.name: bars_svg(t) for t in data.tables}, generated_at=when,
         month=data.month.strftime("%B %Y"), suppressed=SUPPRESSED,
     )  # fmt: skip
-
-
-def _publish(path: Path, content: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_transparency(
