@@ -2,13 +2,12 @@
 -- counted once, by their age and postcode area at their first lookup in the period.
 -- `transparency_regions` (postcode_area, region) is registered by the caller.
 WITH firsts AS (
-    SELECT learner_pid,
-           arg_min(learner_age, (occurred_at, event_id)) AS age,
-           arg_min(postcode_area, (occurred_at, event_id)) AS area
+    SELECT learner_pid, learner_age AS age, postcode_area AS area
     FROM read_parquet($files, hive_partitioning = true, union_by_name = true)
     WHERE CAST(event_date AS DATE) BETWEEN $date_from AND $date_to
       AND learner_pid IS NOT NULL AND uln_valid
-    GROUP BY learner_pid
+    -- the first lookup's own age and area, empty ones included (arg_min would skip them)
+    QUALIFY row_number() OVER (PARTITION BY learner_pid ORDER BY occurred_at, event_id) = 1
 )
 SELECT
     CASE
