@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -224,10 +225,11 @@ def access_history(
         org_ids = {o for o, _, _ in org_of.values()}
         flagged = _first_flagged(settings, org_ids, cfg) if "suspects" in tables else {}
         verdicts = latest_of(triage_history(settings), org_ids)
+        zone = ZoneInfo(settings.timezone)
         for r in rows:
             org_id, name, org_type = org_of[r["ukprn"]]
             when: datetime = r["occurred_at"]
-            day = when.astimezone(UTC).date()
+            day = when.astimezone(zone).date()  # the event's day, as the lake's partitions
             later = next((d for d in flagged.get(org_id, []) if d >= day), None)
             v = verdicts.get(org_id)
             records.append(
