@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 import typer.core
 
-from cli import evaluation, evidence, ingest, report, runs, scoring, triage
+from cli import access, evaluation, evidence, ingest, report, runs, scoring, triage
 from cli.config import config_app
 from cli.options import err
 from pipeline.outputs.safe_text import line
@@ -60,6 +60,8 @@ for name, command in (
     ("triage", triage.triage_cmd),
     ("report", report.report_cmd),
     ("evidence", evidence.evidence_cmd),
+    ("access-history", access.access_history_cmd),
+    ("transparency", access.transparency_cmd),
 ):
     app.command(name)(command)
 
