@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python benchmarks/detect.py
 	$(BIN)/python benchmarks/backfill.py
 	$(BIN)/python benchmarks/analyst.py
+	$(BIN)/python benchmarks/demo.py
 
 clean:
 	rm -rf var bench-out test-artifacts .pytest_cache .mypy_cache .ruff_cache
