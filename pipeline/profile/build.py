@@ -135,6 +135,7 @@ def compute_org_features(
     }
     run_sql(con, "profile_org_register", pool)
     run_sql(con, "profile_learner_followup", pool)
+    run_sql(con, "profile_followup_cohorts", pool)
     run_sql(con, "profile_org_windows", pool)
     run_sql(con, "profile_org_facts", pool)
     long = con.sql("SELECT * FROM org_windows").pl()
@@ -167,7 +168,7 @@ def compute_account_features(
 ) -> pl.DataFrame:
     """The ``account_features`` rows of ``day``: accounts with a call in the 7-day window.
 
-    Reads temp ``learner_followup`` and ``org_register`` (made by
+    Reads temp ``followup_cohorts`` and ``org_register`` (made by
     :func:`compute_org_features` on this connection). ``baseline_days``: days of the
     account's 28-day baseline covered by the lake (0: no history changes)."""
     d7, _, b_lo, b_hi = _windows(day)

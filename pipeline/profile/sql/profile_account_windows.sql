@@ -1,9 +1,10 @@
 -- Per account and window (long form, 1d and 7d, plus the account's own 28-day baseline
 -- b28 = [$b_lo, $b_hi] before the 7-day window): calls, learners, addresses and agents,
 -- the operation / time / learner mix of its calls and its share of its org's calls, and
--- the lagged follow-through of the searches it made (temp `learner_followup`: did the org,
--- any account, follow them up; cohorts as in `profile_org_windows.sql`, NULL below
--- $min_followup sampled searches). Only accounts with a call in the 7-day window get rows. The share of learners outside the
+-- the lagged follow-through of the searches it made (temp `followup_cohorts`: did the org,
+-- any account, follow them up; see `profile_followup_cohorts.sql`; NULL below
+-- $min_followup sampled searches). Only accounts with a call in the 7-day window get rows.
+-- The share of learners outside the
 -- org's region is NULL when the org's region is unknown (temp `org_register`).
 CREATE OR REPLACE TEMP TABLE account_windows AS
 WITH w(win, lo, hi) AS (
@@ -46,22 +47,15 @@ keys AS (
     JOIN w ON k.day BETWEEN w.lo AND w.hi AND w.win <> 'b28'
     GROUP BY ALL
 ),
-cohort(win, lo, hi) AS (
-    VALUES ('7d', $c7_lo::DATE, $c_hi::DATE), ('b28', $b_lo::DATE, $c7_lo::DATE - 1),
-        ('open', $d7::DATE, $day::DATE)
-),
 followup AS (
     SELECT
-        c.win,
-        f.org_id,
-        f.searcher AS user_name,
-        count(*) AS n,
-        avg(f.followed::INTEGER) AS followed,
-        avg((NOT f.seen_again)::INTEGER) AS never_again
-    FROM learner_followup AS f
-    JOIN cohort AS c ON f.search_day BETWEEN c.lo AND c.hi
-    WHERE f.closed = (c.win <> 'open')
-    GROUP BY ALL
+        win,
+        org_id,
+        user_name,
+        n,
+        n_followed / n AS followed,
+        n_never_again / n AS never_again
+    FROM followup_cohorts
 ),
 accounts AS (
     SELECT DISTINCT org_id, user_name

@@ -6,11 +6,9 @@
 -- for an org whose region is unknown (no evidence either way).
 -- Distinct learners, search follow-through, repeat learners and age median over 7d / 28d
 -- come from the bottom-k learner sample (exact below $sample_size learners).
--- Lagged follow-through (temp `learner_followup`) is over search cohorts, not the windows:
--- 7d = searches on [$c7_lo, $c_hi] (the 7 most recent days whose lag window is over),
--- 28d = [$b_lo, $c_hi], b28 = [$b_lo, $c7_lo - 1] (closed searches before the 7d cohort);
--- `followed_so_far` is over the open searches of the 7-day window [$d7, $day]. Each is
--- NULL below $min_followup sampled searches.
+-- Lagged follow-through is over search cohorts, not the windows (temp `followup_cohorts`,
+-- see `profile_followup_cohorts.sql`); `followed_so_far` is over the open searches of the
+-- 7-day window. Each is NULL below $min_followup sampled searches.
 CREATE OR REPLACE TEMP TABLE org_windows AS
 WITH w(win, lo, hi) AS (
     VALUES ('1d', $day::DATE, $day::DATE), ('7d', $d7::DATE, $day::DATE),
@@ -127,20 +125,14 @@ npd AS (
     JOIN w ON n.day BETWEEN w.lo AND w.hi
     GROUP BY ALL
 ),
-cohort(win, lo, hi) AS (
-    VALUES ('7d', $c7_lo::DATE, $c_hi::DATE), ('28d', $b_lo::DATE, $c_hi::DATE),
-        ('b28', $b_lo::DATE, $c7_lo::DATE - 1), ('open', $d7::DATE, $day::DATE)
-),
 followup AS (
     SELECT
-        c.win,
-        f.org_id,
-        count(*) AS n,
-        avg(f.followed::INTEGER) AS followed,
-        avg((NOT f.seen_again)::INTEGER) AS never_again
-    FROM learner_followup AS f
-    JOIN cohort AS c ON f.search_day BETWEEN c.lo AND c.hi
-    WHERE f.closed = (c.win <> 'open')
+        win,
+        org_id,
+        sum(n) AS n,
+        sum(n_followed) / sum(n) AS followed,
+        sum(n_never_again) / sum(n) AS never_again
+    FROM followup_cohorts
     GROUP BY ALL
 ),
 per_learner AS MATERIALIZED (
