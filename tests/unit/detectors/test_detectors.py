@@ -330,6 +330,7 @@ def test_searching_added_to_an_existing_account_fires_acc_06_only_against_its_hi
             "calls_1d": [40.0, 40.0, 40.0],
             "out_region_share_1d": [0.45, 0.9, 0.9],
             "out_region_share_1d_hd": [0.35, 0.0, None],
+            "out_region_share_1d_pz": [4.0, 6.0, 6.0],
             "search_share_1d_hd": [0.3, 0.02, None],
             "adult_share_1d": [0.9, 0.9, 0.9],
             "followed_so_far_7d": [0.2, 0.5, 0.0],
