@@ -4,6 +4,14 @@
 contributions into at most ``ranking.max_reasons`` :class:`~schemas.detection.Reason`, one
 per feature family, each with the value and the peers' typical value. :func:`formatter`
 and :func:`peer_text` word one feature value (also used by :mod:`pipeline.rank.story`).
+
+A model reason is shown only when an analyst can act on it (:func:`remarkable`): its value
+is outside the peer group's normal range (``|robust z| >= ranking.min_reason_z`` on the
+suspicious side of the feature) and reads differently from the value it is compared with
+(its peers' median, or its own usual for a change against its own history). A reason
+about a volume (calls, learners) says what the volume was: the operations, who was looked
+up and whether they were followed up (:func:`behaviour`); model reasons about a behaviour
+come before those about a volume.
 """
 
 from __future__ import annotations
@@ -51,18 +59,92 @@ def finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def peer_group(row: dict[str, Any], level: Level) -> str:
+    """The name of the peer group a row was compared with: ``peer_group`` as profiled (an
+    account's is its org type's accounts or all accounts); a warehouse profiled before
+    accounts stored theirs gives ``<org type> accounts``."""
+    group = row.get("peer_group")
+    if group:
+        return str(group)
+    return "peers" if level is Level.org else f"{row.get('org_type')} accounts"
+
+
 def peer_text(f: Feature, row: dict[str, Any], level: Level) -> tuple[str, float | None]:
     """The reason text of a base feature with its peers' typical value, and that value."""
     value = finite(row.get(f.name))
     pm = finite(row.get(f"{f.name}_pm"))
     text = f.phrase.replace("{v}", format_value(f, value))
     if pm is not None:
-        group = row.get("peer_group") if level is Level.org else f"{row.get('org_type')} accounts"
-        text += f"; {group or 'peers'}: {format_value(f, pm)}"
+        text += f"; {peer_group(row, level)}: {format_value(f, pm)}"
     return text, pm
 
 
-def _model_reason(c: Contribution, row: dict[str, Any], level: Level) -> Reason | None:
+def remarkable(base: Feature, row: dict[str, Any], floor: float) -> bool:
+    """True when ``base``'s value is outside its peer group's normal range: its robust
+    z-score (``<base>_pz``; median and MAD, see :mod:`pipeline.profile.peers`) is at least
+    ``floor`` from the median, on the side the feature counts as suspicious, and the value
+    does not read the same as the peers' median. False when the row has no peer z-score:
+    a value nobody can compare is not a reason to look."""
+    z = finite(row.get(f"{base.name}_pz"))
+    if z is None or abs(z) < floor or z * base.direction < 0:
+        return False
+    pm = finite(row.get(f"{base.name}_pm"))
+    return pm is None or format_value(base, finite(row.get(base.name))) != format_value(base, pm)
+
+
+VOLUMES = frozenset({"calls", "learners", "max_user_learners", "users_active", "active_days"})
+"""Feature families that count how much an org or account did, not what it did: their
+reasons are worded with :func:`behaviour`."""
+
+_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("search_share", "searches or verifies"),
+    ("plr_share", "learning-record reads"),
+    ("register_share", "registrations or updates"),
+    ("uln_lookup_share", "ULN lookups"),
+    ("batch_share", "batch work"),
+)
+
+
+def behaviour(row: dict[str, Any], window: str, level: Level) -> str:
+    """What the calls of ``window`` (``1d`` or ``7d``) were, from the row's own shares:
+    the main operation, the share of people 25 or over and living outside the org's region,
+    and (7 days, orgs) the share of searched learners followed up. Empty when the row has
+    none of them."""
+
+    def share(base: str) -> float | None:
+        return finite(row.get(f"{base}_{window}"))
+
+    parts = []
+    ops = [(v, label) for base, label in _OPERATIONS if (v := share(base)) is not None and v > 0]
+    if ops:
+        value, label = max(ops)
+        parts.append(f"{value:.0%} {label}")
+    if (v := share("older_adult_share")) is not None:
+        parts.append(f"{v:.0%} of the people 25 or over")
+    if (v := share("out_region_share")) is not None:
+        parts.append(f"{v:.0%} living outside its region")
+    follow = finite(row.get("followthrough_7d")) if level is Level.org else None
+    if follow is not None and window == "7d":
+        parts.append(f"{follow:.0%} of those searched registered or followed up")
+    return ", ".join(parts)
+
+
+def _volume_text(base: Feature, row: dict[str, Any], level: Level, text: str) -> str:
+    """``text`` (a volume's reason) with what the volume was: ``<count>: <behaviour>; ...``."""
+    window = "1d" if base.window == "1d" else "7d"
+    what = behaviour(row, window, level)
+    if not what:
+        return text
+    head, sep, tail = text.partition("; ")
+    return f"{head}: {what}{sep}{tail}"
+
+
+def _model_reason(
+    c: Contribution, row: dict[str, Any], level: Level, floor: float
+) -> Reason | None:
+    """The reason a model contribution gives, or None when an analyst could not act on it
+    (see :func:`remarkable`; a change against its own history must also read differently
+    from its own usual)."""
     registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
     derived = registry.get(c.feature)
     if derived is None:
@@ -70,6 +152,9 @@ def _model_reason(c: Contribution, row: dict[str, Any], level: Level) -> Reason 
     base = registry.get(derived.base)
     if base is None or finite(row.get(base.name)) is None:
         return None
+    if not remarkable(base, row, floor):
+        return None
+    volume = (base.base or base.name) in VOLUMES
     if derived.kind is Kind.delta:
         delta = finite(row.get(derived.name))
         if delta is None:
@@ -77,12 +162,20 @@ def _model_reason(c: Contribution, row: dict[str, Any], level: Level) -> Reason 
         value = finite(row.get(base.name))
         text = base.phrase.replace("{v}", format_value(base, value))
         if base.kind is Kind.tally:
+            if f"{math.exp(delta):.1f}" == "1.0":
+                return None
             text += f"; {math.exp(delta):.1f}x its usual daily rate"
         else:
             before = None if value is None else value - delta
+            if format_value(base, before) == format_value(base, value):
+                return None
             text += f"; its own usual: {format_value(base, before)}"
+        if volume:
+            text = _volume_text(base, row, level, text)
         return Reason(feature=base.name, text=text, value=value, contribution=c.contribution)
     text, pm = peer_text(base, row, level)
+    if volume:
+        text = _volume_text(base, row, level, text)
     return Reason(
         feature=base.name,
         text=text,
@@ -126,12 +219,7 @@ def word_reasons(
         if base is not None and not who:
             pm = finite(row.get(f"{base.name}_pm"))
             if pm is not None:
-                group = (
-                    row.get("peer_group")
-                    if level is Level.org
-                    else f"{row.get('org_type')} accounts"
-                )
-                text += f"; {group or 'peers'}: {format_value(base, pm)}"
+                text += f"; {peer_group(row, level)}: {format_value(base, pm)}"
             seen.add(f"/{family(base.name)}")
         out.append(
             Reason(
@@ -142,16 +230,15 @@ def word_reasons(
                 contribution=1.0,
             )
         )
+    models: list[Reason] = []
     for c in contributions:
         derived = registry.get(c.feature)
         if derived is None or f"/{family(c.feature)}" in seen:
             continue
-        if derived.kind is Kind.z and abs(finite(row.get(c.feature)) or 0.0) < (
-            cfg.ranking.min_reason_z
-        ):
-            continue
-        r = _model_reason(c, row, level)
+        r = _model_reason(c, row, level, cfg.ranking.min_reason_z)
         if r is not None:
-            out.append(r)
+            models.append(r)
             seen.add(f"/{family(c.feature)}")
-    return out[: cfg.ranking.max_reasons]
+    # what it did before how much it did (stable: the models' order within each)
+    models.sort(key=lambda r: family(r.feature) in VOLUMES)
+    return [*out, *models][: cfg.ranking.max_reasons]
