@@ -17,11 +17,14 @@ come before those about a volume.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from fnmatch import fnmatchcase
 from typing import Any
 
+import polars as pl
+
 from detectors.base import Contribution
-from detectors.rules import plain_format
+from detectors.rules import all_of, plain_format
 from schemas.detection import (
     SEVERITY_ORDER,
     DetectionConfig,
@@ -105,34 +108,65 @@ _OPERATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def behaviour(row: dict[str, Any], window: str, level: Level) -> str:
-    """What the calls of ``window`` (``1d`` or ``7d``) were, from the row's own shares:
-    the main operation, the share of people 25 or over and living outside the org's region,
-    and (7 days, orgs) the share of searched learners followed up. Empty when the row has
-    none of them."""
+def explained(row: dict[str, Any], cfg: DetectionConfig) -> set[str]:
+    """The ``explains`` patterns of the legitimate explanations that hold for an org row
+    (``[[explanations]]`` of the rules file; an explanation whose features the row lacks
+    does not hold). The models saw those features at the peer norm, so no reason names
+    them."""
+    out: set[str] = set()
+    for e in cfg.explanations:
+        if all(c.feature in row for c in e.when):
+            frame = pl.DataFrame([{c.feature: finite(row[c.feature]) for c in e.when}])
+            if frame.filter(all_of(e.when)).height:
+                out.update(e.explains)
+    return out
 
-    def share(base: str) -> float | None:
-        return finite(row.get(f"{base}_{window}"))
 
+def behaviour(
+    row: dict[str, Any],
+    window: str,
+    level: Level,
+    floor: float,
+    hidden: Collection[str] = frozenset(),
+) -> str:
+    """What the calls of ``window`` (``1d`` or ``7d``) were, from the row's own features:
+    the main operation, then those of the share of people 25 or over, the share living
+    outside the org's region and (7 days, orgs) the share of searched learners followed up
+    that are outside the peers' normal range (:func:`remarkable`) and match no pattern of
+    ``hidden`` (see :func:`explained`). Empty when the row has none of them."""
+    registry = FEATURES if level is Level.org else ACCOUNT_FEATURE_MAP
     parts = []
-    ops = [(v, label) for base, label in _OPERATIONS if (v := share(base)) is not None and v > 0]
+    ops = [
+        (v, label)
+        for base, label in _OPERATIONS
+        if (v := finite(row.get(f"{base}_{window}"))) is not None and v > 0
+    ]
     if ops:
-        value, label = max(ops)
-        parts.append(f"{value:.0%} {label}")
-    if (v := share("older_adult_share")) is not None:
-        parts.append(f"{v:.0%} of the people 25 or over")
-    if (v := share("out_region_share")) is not None:
-        parts.append(f"{v:.0%} living outside its region")
-    follow = finite(row.get("followthrough_7d")) if level is Level.org else None
-    if follow is not None and window == "7d":
-        parts.append(f"{follow:.0%} of those searched registered or followed up")
+        top, what = max(ops)
+        parts.append(f"{top:.0%} {what}")
+    people = [
+        (f"older_adult_share_{window}", "of the people 25 or over"),
+        (f"out_region_share_{window}", "living outside its region"),
+    ]
+    if level is Level.org and window == "7d":
+        people.append(("followthrough_7d", "of those searched registered or followed up"))
+    for name, label in people:
+        f = registry.get(name)
+        if f is None or any(fnmatchcase(name, p) for p in hidden):
+            continue
+        value = finite(row.get(name))
+        if value is not None and remarkable(f, row, floor):
+            parts.append(f"{value:.0%} {label}")
     return ", ".join(parts)
 
 
-def _volume_text(base: Feature, row: dict[str, Any], level: Level, text: str) -> str:
+def _volume_text(
+    base: Feature, row: dict[str, Any], level: Level, cfg: DetectionConfig, text: str
+) -> str:
     """``text`` (a volume's reason) with what the volume was: ``<count>: <behaviour>; ...``."""
     window = "1d" if base.window == "1d" else "7d"
-    what = behaviour(row, window, level)
+    hidden = explained(row, cfg) if level is Level.org else set()
+    what = behaviour(row, window, level, cfg.ranking.min_reason_z, hidden)
     if not what:
         return text
     head, sep, tail = text.partition("; ")
@@ -140,7 +174,7 @@ def _volume_text(base: Feature, row: dict[str, Any], level: Level, text: str) ->
 
 
 def _model_reason(
-    c: Contribution, row: dict[str, Any], level: Level, floor: float
+    c: Contribution, row: dict[str, Any], level: Level, cfg: DetectionConfig
 ) -> Reason | None:
     """The reason a model contribution gives, or None when an analyst could not act on it
     (see :func:`remarkable`; a change against its own history must also read differently
@@ -152,7 +186,7 @@ def _model_reason(
     base = registry.get(derived.base)
     if base is None or finite(row.get(base.name)) is None:
         return None
-    if not remarkable(base, row, floor):
+    if not remarkable(base, row, cfg.ranking.min_reason_z):
         return None
     volume = (base.base or base.name) in VOLUMES
     if derived.kind is Kind.delta:
@@ -171,11 +205,11 @@ def _model_reason(
                 return None
             text += f"; its own usual: {format_value(base, before)}"
         if volume:
-            text = _volume_text(base, row, level, text)
+            text = _volume_text(base, row, level, cfg, text)
         return Reason(feature=base.name, text=text, value=value, contribution=c.contribution)
     text, pm = peer_text(base, row, level)
     if volume:
-        text = _volume_text(base, row, level, text)
+        text = _volume_text(base, row, level, cfg, text)
     return Reason(
         feature=base.name,
         text=text,
@@ -235,7 +269,7 @@ def word_reasons(
         derived = registry.get(c.feature)
         if derived is None or f"/{family(c.feature)}" in seen:
             continue
-        r = _model_reason(c, row, level, cfg.ranking.min_reason_z)
+        r = _model_reason(c, row, level, cfg)
         if r is not None:
             models.append(r)
             seen.add(f"/{family(c.feature)}")

@@ -60,7 +60,8 @@ def test_a_volume_says_what_the_calls_were_and_comes_after_a_behaviour() -> None
     row = org_row(
         calls_1d=240.0, calls_1d_pz=8.0, calls_1d_pm=20.0,
         search_share_1d=0.95, plr_share_1d=0.0, register_share_1d=0.05,
-        older_adult_share_1d=0.9, out_region_share_1d=0.8,
+        older_adult_share_1d=0.9, older_adult_share_1d_pz=9.0, older_adult_share_1d_pm=0.1,
+        out_region_share_1d=0.8, out_region_share_1d_pz=9.0, out_region_share_1d_pm=0.05,
         out_region_share_7d=0.8, out_region_share_7d_pz=9.0, out_region_share_7d_pm=0.05,
     )  # fmt: skip
     contributions = [Contribution("calls_1d_pz", 2.0), Contribution("out_region_share_7d_pz", 1.0)]
@@ -70,16 +71,29 @@ def test_a_volume_says_what_the_calls_were_and_comes_after_a_behaviour() -> None
         "240 LRS calls: 95% searches or verifies, 90% of the people 25 or over, 80% living "
         "outside its region; academy: 20"
     )
+    # a share inside its peers' normal range is not named
+    usual = {**row, "older_adult_share_1d_pz": FLOOR / 2}
+    (_, volume) = word_reasons(usual, [], contributions, Level.org, CFG)
+    assert "25 or over" not in volume.text and "80% living outside" in volume.text
 
 
-def test_a_volume_over_seven_days_says_how_many_were_followed_up() -> None:
-    row = org_row(learners_7d=1200.0, learners_7d_pz=5.0, learners_7d_pm=80.0,
-                  search_share_7d=0.6, followthrough_7d=0.0)  # fmt: skip
-    (reason,) = word_reasons(row, [], [Contribution("learners_7d_pz", 1)], Level.org, CFG)
+def test_a_volume_over_seven_days_says_how_many_were_followed_up_unless_explained() -> None:
+    row = org_row(
+        learners_7d=1200.0, learners_7d_pz=5.0, learners_7d_pm=80.0, search_share_7d=0.6,
+        followthrough_7d=0.0, followthrough_7d_pz=-6.0, followthrough_7d_pm=0.4,
+        out_region_share_7d=0.9, out_region_share_7d_pz=9.0, out_region_share_7d_pm=0.05,
+    )  # fmt: skip
+    c = [Contribution("learners_7d_pz", 1)]
+    (reason,) = word_reasons(row, [], c, Level.org, CFG)
     assert reason.text == (
-        "1,200 distinct learners: 60% searches or verifies, 0% of those searched registered "
-        "or followed up; academy: 80"
+        "1,200 distinct learners: 60% searches or verifies, 90% living outside its region, "
+        "0% of those searched registered or followed up; academy: 80"
     )
+    # LEG-01 holds (it registers half the people it finds): where they live is its
+    # provision's business, so the reason does not name it
+    provider = {**row, "followthrough_7d": 0.5, "followthrough_7d_pz": 0.5}
+    (reason,) = word_reasons(provider, [], c, Level.org, CFG)
+    assert reason.text == "1,200 distinct learners: 60% searches or verifies; academy: 80"
 
 
 def test_an_account_names_the_peer_group_it_was_compared_with() -> None:
