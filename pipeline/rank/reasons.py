@@ -16,6 +16,7 @@ come before those about a volume.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Collection
 from fnmatch import fnmatchcase
@@ -276,3 +277,42 @@ def word_reasons(
     # what it did before how much it did (stable: the models' order within each)
     models.sort(key=lambda r: family(r.feature) in VOLUMES)
     return [*out, *models][: cfg.ranking.max_reasons]
+
+
+def borrow_account_reasons(suspects: list[dict[str, Any]], reasons: list[dict[str, Any]]) -> None:
+    """Give each listed org with no reason of its own its leading account's first reason.
+
+    An org scores at least a share of its worst account's score (``fold_accounts``), so an
+    org whose own features are all within its peers' normal range can still rank high
+    because of one account: that account's reason (``account <name>: <text>``) is then the
+    org's. ``suspects`` and ``reasons`` are the rows ``detect`` writes (``reasons`` in the
+    suspects rows as JSON); both are updated in place. The leading account is the listed
+    account of the org with the highest score that has a reason."""
+    by_account: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in reasons:
+        if r["level"] == Level.account.value and r["position"] == 1:
+            by_account[(r["org_id"], r["user_name"])] = r
+    accounts: dict[str, list[tuple[float, str]]] = {}
+    for row in suspects:
+        if row["level"] == Level.account.value and (row["org_id"], row["user_name"]) in by_account:
+            accounts.setdefault(row["org_id"], []).append((row["score"], row["user_name"]))
+    for row in suspects:
+        if row["level"] != Level.org.value or row["reasons"] != "[]":
+            continue
+        leading = sorted(accounts.get(row["org_id"], []), key=lambda x: (-x[0], x[1]))
+        if not leading:
+            continue
+        user = leading[0][1]
+        source = by_account[(row["org_id"], user)]
+        reason = Reason(
+            feature=source["feature"],
+            text=f"account {user}: {source['text']}",
+            value=source["value"],
+            peer_value=source["peer_value"],
+            contribution=source["contribution"],
+        )
+        reasons.append(
+            {"day": row["day"], "level": Level.org.value, "org_id": row["org_id"],
+             "user_name": row["user_name"], "position": 1, **reason.model_dump()}
+        )  # fmt: skip
+        row["reasons"] = json.dumps([reason.model_dump(mode="json")])

@@ -12,7 +12,7 @@ import polars as pl
 from detectors.base import Contribution
 from detectors.rules import load_config
 from pipeline.profile.peers import account_peer_group_name
-from pipeline.rank.reasons import word_reasons
+from pipeline.rank.reasons import borrow_account_reasons, word_reasons
 from schemas.detection import Level
 
 CFG = load_config()
@@ -104,3 +104,36 @@ def test_an_account_names_the_peer_group_it_was_compared_with() -> None:
            "night_share_7d_pz": 6.0, "night_share_7d_pm": 0.0}  # fmt: skip
     (reason,) = word_reasons(row, [], [Contribution("night_share_7d_pz", 1)], Level.account, CFG)
     assert reason.text == "25% of its calls were at night; all accounts: 0%"
+
+
+def test_an_org_with_no_reason_of_its_own_takes_its_leading_accounts_reason() -> None:
+    day = "2026-09-01"
+
+    def suspect(level: str, org: str, user: str, score: float, reasons: str = "[]") -> dict:
+        return {"day": day, "level": level, "org_id": org, "user_name": user, "score": score,
+                "reasons": reasons}  # fmt: skip
+
+    def reason(org: str, user: str, text: str) -> dict:
+        return {"day": day, "level": "account", "org_id": org, "user_name": user,
+                "position": 1, "feature": "night_share_7d", "text": text, "value": 0.25,
+                "peer_value": 0.0, "contribution": 0.5}  # fmt: skip
+
+    suspects = [
+        suspect("org", "O1", "", 30.0),
+        suspect("org", "O2", "", 20.0, '[{"text": "its own"}]'),
+        suspect("account", "O1", "low", 5.0),
+        suspect("account", "O1", "high", 34.0),
+        suspect("account", "O2", "x", 40.0),
+    ]
+    reasons = [
+        reason("O1", "low", "a weak one"),
+        reason("O1", "high", "25% of its calls were at night; academy accounts: 0%"),
+        reason("O2", "x", "not borrowed: O2 has its own"),
+    ]
+    borrow_account_reasons(suspects, reasons)
+    org = [r for r in reasons if r["level"] == "org"]
+    assert [(r["org_id"], r["position"], r["text"]) for r in org] == [
+        ("O1", 1, "account high: 25% of its calls were at night; academy accounts: 0%")
+    ]
+    assert "account high" in suspects[0]["reasons"]
+    assert suspects[1]["reasons"] == '[{"text": "its own"}]'
