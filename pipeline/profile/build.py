@@ -42,6 +42,7 @@ from pipeline.profile.peers import (
     ACCOUNT_PEER_LEVELS,
     ORG_PEER_LEVELS,
     account_in_peer_pool,
+    account_peer_group_name,
     history_changes,
     org_in_peer_pool,
     peer_group_name,
@@ -68,7 +69,7 @@ from schemas.features import (
 from schemas.settings import Settings
 
 _OUT_COLUMNS_ORG = ("org_id", "day", "org_type", "size_band", "peer_group", "peer_level")
-_OUT_COLUMNS_ACCOUNT = ("org_id", "user_name", "day", "org_type")
+_OUT_COLUMNS_ACCOUNT = ("org_id", "user_name", "day", "org_type", "peer_group", "peer_level")
 
 
 def _wide(long: pl.DataFrame, keys: list[str], windows: tuple[str, ...]) -> pl.DataFrame:
@@ -185,7 +186,9 @@ def compute_account_features(
     frame = peer_relative(
         frame, [f for f in base if f.key], cfg, ACCOUNT_PEER_LEVELS, account_in_peer_pool()
     )
-    frame = frame.with_columns(pl.lit(day).alias("day"))
+    frame = frame.with_columns(
+        pl.lit(day).alias("day"), account_peer_group_name().alias("peer_group")
+    )
     return frame.select(
         *[pl.col(c) for c in _OUT_COLUMNS_ACCOUNT],
         *[pl.col(f.name).cast(pl.Float64) for f in ACCOUNT_FEATURES],
