@@ -87,13 +87,6 @@ class ProfileConfig(BaseModel):
         le=1_000,
         description="A peer group smaller than this widens to the org type, then to all orgs",
     )
-    min_type_peers: int = Field(
-        default=4,
-        ge=3,
-        le=1_000,
-        description="An org type with at least this many active orgs is their peer group even "
-        "below min_peers: a few of the same kind compare better than all orgs, mostly schools",
-    )
     script_agent_pattern: str = Field(
         default=(
             r"(?i)(python-|curl/|wget/|go-http-client|okhttp|zeep|libwww-perl|httpie|"

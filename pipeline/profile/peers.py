@@ -8,10 +8,7 @@ feature's own units (``<f>_pm``), and a change against its own 28-day baseline (
 
 The peer group of an organisation is defined here once (:data:`ORG_PEER_LEVELS`,
 :func:`org_in_peer_pool`, :func:`peer_members`): org type x size band; groups under
-``min_peers`` active orgs widen to the org type, then to all orgs. The org type alone needs
-only ``min_type_peers`` (fewer): an awarding body, a prison educator or a local authority
-compared with all organisations (mostly schools) looks extreme at its ordinary work, and so
-crowded the top of the list. An org with no
+``min_peers`` active orgs widen to the org type, then to all orgs. An org with no
 ``expected_learners`` has the size band "unknown" (NULL), which never matches a group, so
 it is compared with its org type directly. Organisations not in the register never form
 or shape a peer group: they are compared with all organisations, as are their accounts.
@@ -116,7 +113,6 @@ def peer_relative(
 
     ``levels`` lists the grouping columns from narrowest to widest (``[]`` = everyone).
     An org's level is the narrowest whose group holds at least ``min_peers`` active rows
-    (``min_type_peers`` for the org type alone)
     (those for which ``active`` is true; only they form the peer distributions). The
     chosen level index is returned in ``peer_level``. A NULL value gives a NULL z-score.
     """
@@ -171,8 +167,7 @@ def peer_relative(
                     for t in tcols
                 ],
             )
-        enough = min(cfg.min_type_peers, cfg.min_peers) if keys == ["org_type"] else cfg.min_peers
-        ok = pl.col(f"_n{sfx}").fill_null(0) >= enough
+        ok = pl.col(f"_n{sfx}").fill_null(0) >= cfg.min_peers
         last = i == len(levels) - 1
         choice = pl.lit(i) if last else pl.when(ok).then(pl.lit(i))
         level_expr = (
