@@ -57,6 +57,7 @@ for name, command in (
     ("suspects", scoring.suspects_cmd),
     ("explain", scoring.explain_cmd),
     ("evaluate", evaluation.evaluate_cmd),
+    ("evaluate-summary", evaluation.evaluate_summary_cmd),
     ("triage", triage.triage_cmd),
     ("report", report.report_cmd),
     ("evidence", evidence.evidence_cmd),

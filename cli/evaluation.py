@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,6 +20,11 @@ from cli.options import (
     write_error,
 )
 from pipeline.outputs.safe_text import line, text
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from schemas.evaluation import MethodResult
 
 
 def generate_cmd(
@@ -124,18 +129,25 @@ def evaluate_cmd(
         ),
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write the figures as Markdown here.")
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write the figures as Markdown here, and as JSON beside it (same name, "
+            ".json) for evaluate-summary.",
+        ),
     ] = None,
     home: HomeOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Precision/recall@K, ranks and delays on a labelled world, beside two baselines."""
+    """Precision/recall@K, ranks and delays on a labelled world, beside two baselines, and
+    the budget view: recall in the top 10 and 20 a day, misuse orgs in the top 10 within a
+    day of onset, decoy-days above misuse, legitimate orgs ranked above each misuse org."""
     import shlex
     import sys
 
     from rich.progress import Progress
 
-    from evaluation.evaluate import evaluate_home, write_markdown
+    from evaluation.evaluate import evaluate_home, write_json, write_markdown
     from evaluation.run import run_landing
 
     if (world is None) == (labels is None):
@@ -192,10 +204,89 @@ def evaluate_cmd(
             {True: "yes", False: "no", None: "-"}[lab.reason_matches],
         )
     console.print(detail)
+    console.print(_budget_table(results, title=text(f"budget view against {labels}")))
     if report is not None:
         command = "accesswatch " + shlex.join(sys.argv[1:])
+        figures = report.with_suffix(".json")
         try:
             write_markdown(report, results, labels, command)
+            write_json(figures, results, labels, command)
         except OSError as e:
             fail(write_error(e, report))
-        console.print(line(f"wrote {report}"))
+        console.print(line(f"wrote {report} and {figures}"))
+
+
+def _budget_table(results: list[MethodResult], title: Text) -> Table:
+    """The budget figures of one world, one row per method."""
+    from evaluation.evaluate import budget_figures
+
+    table = Table(title=title)
+    table.add_column("figure")
+    for m in results:
+        table.add_column(text(m.method), justify="right")
+    figures = [budget_figures(m) for m in results]
+    for name in figures[0]:
+        table.add_row(name, *[num(f[name]) for f in figures])
+    table.add_row(
+        "missed (top 10 within 1 day)",
+        *[text(", ".join(m.budget.missed_soon) or "none") if m.budget else "-" for m in results],
+    )
+    return table
+
+
+def evaluate_summary_cmd(
+    reports: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="The .json files evaluate --report wrote, one per world.",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the summary as Markdown here.")
+    ] = None,
+) -> None:
+    """The budget figures of several worlds in one table: the mean and the worst world."""
+    import shlex
+    import sys
+
+    from pydantic import ValidationError
+
+    from evaluation.evaluate import read_json, summarise
+
+    try:
+        worlds = [read_json(p) for p in reports]
+    except (OSError, ValueError, KeyError, ValidationError) as e:
+        fail(f"cannot read the evaluation figures: {e}")
+    summary = summarise(worlds)
+    table = Table(title=f"budget view over {len(worlds)} worlds: mean and worst")
+    for col in ("method", "figure", "worlds", "mean", "worst"):
+        table.add_column(col, justify="left" if col in ("method", "figure") else "right")
+    for row in summary.iter_rows(named=True):
+        table.add_row(
+            text(row["method"]), row["figure"], str(row["worlds"]), num(row["mean"]),
+            num(row["worst"]),
+        )  # fmt: skip
+    console.print(table)
+    if out is not None:
+        lines = [
+            f"# Budget view over {len(worlds)} worlds",
+            "",
+            f"Produced by `accesswatch {shlex.join(sys.argv[1:])}`. Worst: the lowest world "
+            "where higher is better, else the highest.",
+            "",
+            "| method | figure | worlds | mean | worst |",
+            "|---|---|---|---|---|",
+        ]
+        for row in summary.iter_rows(named=True):
+            lines.append(
+                f"| {row['method']} | {row['figure']} | {row['worlds']} | "
+                f"{num(row['mean'])} | {num(row['worst'])} |"
+            )
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("\n".join(lines) + "\n")
+        except OSError as e:
+            fail(write_error(e, out))
+        console.print(line(f"wrote {out}"))

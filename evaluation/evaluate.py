@@ -10,6 +10,7 @@ are registered detectors (:data:`detectors.registry.BASELINES`, classes in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +22,13 @@ from detectors.registry import BASELINES
 from evaluation import sql
 from pipeline.store.lake import lake_dir
 from pipeline.store.warehouse import connect
-from schemas.evaluation import EvaluationConfig, LabelResult, MethodResult
+from schemas.evaluation import (
+    BudgetLabel,
+    BudgetResult,
+    EvaluationConfig,
+    LabelResult,
+    MethodResult,
+)
 from schemas.settings import Settings
 
 Progress = Callable[[str, int, int], None]
@@ -97,6 +104,14 @@ def accesswatch_scores(settings: Settings) -> pl.DataFrame:
     """Our organisation scores per day, as stored by ``detect``."""
     with connect(settings, read_only=True) as con:
         return con.sql("SELECT org_id, day, score FROM scores WHERE level = 'org'").pl()
+
+
+def account_scores(settings: Settings) -> pl.DataFrame:
+    """Our account scores per day (``org_id, user_name, day, score``), as stored by ``detect``."""
+    with connect(settings, read_only=True) as con:
+        return con.sql(
+            "SELECT org_id, user_name, day, score FROM scores WHERE level = 'account'"
+        ).pl()
 
 
 def top_reasons(settings: Settings) -> pl.DataFrame:
@@ -226,6 +241,145 @@ def judge(
     )
 
 
+def _misuse_orgs(labels: pl.DataFrame) -> pl.DataFrame:
+    """One row per labelled misuse org: its first scenario and its whole labelled period."""
+    return (
+        labels.group_by("org_id", maintain_order=True)
+        .agg(pl.col("scenario").first(), pl.col("start_date").min(), pl.col("end_date").max())
+        .sort("start_date", "org_id")
+    )
+
+
+def budget_view(
+    scores: pl.DataFrame,
+    labels: pl.DataFrame,
+    decoys: pl.DataFrame,
+    cfg: EvaluationConfig,
+    accounts: pl.DataFrame | None = None,
+) -> BudgetResult:
+    """What an analyst reading the top K a day would have seen, from the first onset on.
+
+    Counting rules (``docs/evaluation.md``, "How the budget figures are counted"): a misuse
+    org is *active* from its ``start_date`` to its ``end_date``, both included; the top K
+    is :func:`rank_days`' order (ties broken by org id); an org *ranks above* an active misuse
+    org when its score is higher or equal (a tie is not resolved in the misuse org's
+    favour); *legitimate* orgs are decoys and unlabelled orgs; a *decoy-day* is a day on
+    which at least one decoy ranks above at least one active misuse org. ``accounts``
+    (``org_id, user_name, day, score``) gives the account-level recall of labels that name
+    a ``user_name``."""
+    ranked = rank_days(scores)
+    misuse = _misuse_orgs(labels)
+    first = misuse["start_date"].min()
+    assert isinstance(first, date)
+    ranked = ranked.filter(pl.col("day") >= first)
+    # every labelled day of every misuse org, ranked or not: an org missing from a day's
+    # ranking is below every org in it (score -inf), so it is never in the top K that day
+    active = (
+        misuse.join(ranked.select("day").unique(), how="cross")
+        .filter((pl.col("day") >= pl.col("start_date")) & (pl.col("day") <= pl.col("end_date")))
+        .join(ranked.select("org_id", "day", "score", "rank"), on=["org_id", "day"], how="left")
+        .with_columns(
+            pl.col("score").fill_null(float("-inf")), pl.col("rank").fill_null(ranked.height + 1)
+        )
+    )
+    decoy_ids = decoys["org_id"].to_list()
+    legit = ranked.filter(~pl.col("org_id").is_in(misuse["org_id"].to_list())).select(
+        "day", pl.col("score").alias("other"), pl.col("org_id").is_in(decoy_ids).alias("decoy")
+    )
+    above = (
+        active.select("org_id", "day", "score")
+        .join(legit, on="day")
+        .filter(pl.col("other") >= pl.col("score"))
+        .group_by("org_id", "day")
+        .agg(pl.len().alias("legitimate"), (~pl.col("decoy")).sum().alias("unlabelled"),
+             pl.col("decoy").sum().alias("decoys"))
+    )  # fmt: skip
+    per_day = (
+        active.select("org_id", "day", "rank")
+        .join(above, on=["org_id", "day"], how="left")
+        .with_columns(pl.col("legitimate", "unlabelled", "decoys").fill_null(0))
+    )
+    recall = {}
+    for k in cfg.budget_ks:
+        shares = per_day.group_by("day").agg((pl.col("rank") <= k).mean().alias("share"))
+        recall[k] = float(shares["share"].mean()) if shares.height else 0.0  # type: ignore[arg-type]
+    out: list[BudgetLabel] = []
+    for row in misuse.iter_rows(named=True):
+        mine = per_day.filter(pl.col("org_id") == row["org_id"]).sort("day")
+        days_to_top: dict[int, int | None] = {}
+        for k in sorted({*cfg.budget_ks, cfg.onset_k}):
+            hit = mine.filter(pl.col("rank") <= k)
+            days_to_top[k] = (hit["day"][0] - row["start_date"]).days if hit.height else None
+        unlabelled, unlabelled_day = _worst_day(mine, "unlabelled")
+        legitimate, legitimate_day = _worst_day(mine, "legitimate")
+        out.append(
+            BudgetLabel(
+                org_id=row["org_id"],
+                scenario=row["scenario"],
+                start_date=row["start_date"],
+                days_to_top=days_to_top,
+                unlabelled_above=unlabelled,
+                unlabelled_worst_day=unlabelled_day,
+                legitimate_above=legitimate,
+                legitimate_worst_day=legitimate_day,
+            )
+        )
+    missed = [
+        x.org_id
+        for x in out
+        if x.days_to_top[cfg.onset_k] is None or x.days_to_top[cfg.onset_k] > cfg.onset_days  # type: ignore[operator]
+    ]
+    result = BudgetResult(
+        recall=recall,
+        onset_k=cfg.onset_k,
+        onset_days=cfg.onset_days,
+        found_soon=len(out) - len(missed),
+        missed_soon=missed,
+        decoy_days_above_misuse=per_day.filter(pl.col("decoys") > 0)["day"].n_unique(),
+        labels=out,
+    )
+    if accounts is not None:
+        result = result.model_copy(update=account_budget(accounts, labels, cfg))
+    return result
+
+
+def _worst_day(days: pl.DataFrame, column: str) -> tuple[int, date | None]:
+    """The largest ``column`` over ``days`` and the first day it was reached (0, None: none)."""
+    if days.is_empty():
+        return 0, None
+    top = days.sort([column, "day"], descending=[True, False]).row(0, named=True)
+    return int(top[column]), top["day"]
+
+
+def account_budget(
+    accounts: pl.DataFrame, labels: pl.DataFrame, cfg: EvaluationConfig
+) -> dict[str, float | int | None]:
+    """Recall of the labelled misuse accounts (labels with a ``user_name``) in the account
+    ranking's top ``onset_k``: mean over days with an active labelled account, and how many
+    of them were ever in it while active. Ties are broken by org id, then account."""
+    if "user_name" not in labels.columns:
+        labels = labels.with_columns(pl.lit(None, pl.String).alias("user_name"))
+    wanted = labels.filter(pl.col("user_name").is_not_null() & (pl.col("user_name") != ""))
+    if wanted.is_empty() or accounts.is_empty():
+        return {"account_recall": None, "accounts_found": None, "accounts": None}
+    ranked = accounts.sort(
+        ["day", "score", "org_id", "user_name"], descending=[False, True, False, False]
+    ).with_columns(pl.int_range(1, pl.len() + 1).over("day").alias("rank"))
+    active = ranked.join(
+        wanted.select("org_id", "user_name", "start_date", "end_date"),
+        on=["org_id", "user_name"],
+    ).filter((pl.col("day") >= pl.col("start_date")) & (pl.col("day") <= pl.col("end_date")))
+    hit = pl.col("rank") <= cfg.onset_k
+    shares = active.group_by("day").agg(hit.mean().alias("share"))
+    found = active.filter(hit).select("org_id", "user_name").unique().height
+    n = wanted.select("org_id", "user_name").unique().height
+    return {
+        "account_recall": float(shares["share"].mean()) if shares.height else 0.0,  # type: ignore[arg-type]
+        "accounts_found": found,
+        "accounts": n,
+    }
+
+
 def method_scores(
     settings: Settings, cfg: EvaluationConfig | None = None
 ) -> dict[str, pl.DataFrame]:
@@ -258,7 +412,13 @@ def evaluate_home(
     labels, decoys = read_truth(labels_file)
     scores = method_scores(settings, cfg)
     reasons = {"accesswatch": top_reasons(settings)}
-    return [judge(m, s, labels, decoys, cfg, reasons.get(m)) for m, s in scores.items()]
+    accounts = {"accesswatch": account_scores(settings)}
+    return [
+        judge(m, s, labels, decoys, cfg, reasons.get(m)).model_copy(
+            update={"budget": budget_view(s, labels, decoys, cfg, accounts.get(m))}
+        )
+        for m, s in scores.items()
+    ]
 
 
 def write_markdown(path: Path, results: list[MethodResult], labels: Path, command: str) -> None:
@@ -313,5 +473,143 @@ def write_markdown(path: Path, results: list[MethodResult], labels: Path, comman
                 f"{days(x.days_to_detect)} | {days(x.days_to_detect_alone)} | {reason} | "
                 f"{names} |"
             )
+    lines += budget_markdown(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+
+
+BUDGET_FIGURES: dict[str, bool] = {
+    "recall@10": True,
+    "recall@20": True,
+    "in top 10 within 1 day": True,
+    "decoy-days above misuse": False,
+    "most legitimate above a misuse org": False,
+    "most unlabelled above a misuse org": False,
+    "slowest days to top 10": False,
+    "account recall@10": True,
+}
+"""The figures :func:`budget_figures` gives, each with whether higher is better (the worst
+world is then the lowest) or not (the highest)."""
+
+
+def budget_figures(result: MethodResult) -> dict[str, float | None]:
+    """One world's budget figures for one method, keyed as :data:`BUDGET_FIGURES` (None: not
+    measured). Shares are 0-1; "in top 10 within 1 day" is the share of misuse orgs; a
+    misuse org never in the top 10 makes "slowest days to top 10" the days it was labelled
+    (it was not found in any of them)."""
+    b = result.budget
+    if b is None:
+        return dict.fromkeys(BUDGET_FIGURES)
+    slowest: float | None = None
+    for x in b.labels:
+        found = x.days_to_top.get(10)
+        days = float(result.days if found is None else found)  # never: the whole period
+        slowest = days if slowest is None else max(slowest, days)
+    n = len(b.labels)
+    return {
+        "recall@10": b.recall.get(10),
+        "recall@20": b.recall.get(20),
+        "in top 10 within 1 day": b.found_soon / n if n else None,
+        "decoy-days above misuse": float(b.decoy_days_above_misuse),
+        "most legitimate above a misuse org": float(
+            max((x.legitimate_above for x in b.labels), default=0)
+        ),
+        "most unlabelled above a misuse org": float(
+            max((x.unlabelled_above for x in b.labels), default=0)
+        ),
+        "slowest days to top 10": slowest,
+        "account recall@10": b.account_recall,
+    }
+
+
+def write_json(path: Path, results: list[MethodResult], labels: Path, command: str) -> None:
+    """The figures of one evaluation as JSON (what ``evaluate-summary`` reads)."""
+    payload = {
+        "labels": str(labels),
+        "command": command,
+        "methods": [m.model_dump(mode="json") for m in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+
+
+def read_json(path: Path) -> list[MethodResult]:
+    """The results ``write_json`` wrote."""
+    payload = json.loads(path.read_text())
+    return [MethodResult.model_validate(m) for m in payload["methods"]]
+
+
+def summarise(worlds: list[list[MethodResult]]) -> pl.DataFrame:
+    """``method, figure, worlds, mean, worst``: each budget figure over several worlds'
+    results; worst is the lowest where higher is better, the highest otherwise. A figure
+    not measured in a world is left out of that world's mean and worst."""
+    rows = []
+    methods = list(dict.fromkeys(m.method for world in worlds for m in world))
+    for method in methods:
+        per_world = [budget_figures(m) for world in worlds for m in world if m.method == method]
+        for figure, higher_better in BUDGET_FIGURES.items():
+            values = [v for f in per_world if (v := f[figure]) is not None]
+            rows.append(
+                {
+                    "method": method,
+                    "figure": figure,
+                    "worlds": len(values),
+                    "mean": float(np.mean(values)) if values else None,
+                    "worst": (min(values) if higher_better else max(values)) if values else None,
+                }
+            )
+    schema = {"method": pl.String, "figure": pl.String, "worlds": pl.Int64,
+              "mean": pl.Float64, "worst": pl.Float64}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
+
+
+def budget_markdown(results: list[MethodResult]) -> list[str]:
+    """The budget view of one world as Markdown lines."""
+    lines = [
+        "",
+        "## Budget view",
+        "",
+        'Over the days from the first onset; see docs/evaluation.md, "How the budget '
+        'figures are counted".',
+        "",
+        "| method | " + " | ".join(BUDGET_FIGURES) + " | missed (top 10 within 1 day) |",
+        "|---" * (len(BUDGET_FIGURES) + 2) + "|",
+    ]
+    for m in results:
+        figures = budget_figures(m)
+        missed = ", ".join(m.budget.missed_soon) if m.budget else "-"
+        lines.append(
+            f"| {m.method} | "
+            + " | ".join("-" if v is None else f"{v:.2f}".rstrip("0").rstrip(".")
+                         for v in figures.values())
+            + f" | {missed or 'none'} |"
+        )  # fmt: skip
+    for m in results:
+        if m.budget is None:
+            continue
+        ks = sorted({*m.budget.recall, m.budget.onset_k})
+        lines += [
+            "",
+            f"### {m.method}: misuse orgs at a budget",
+            "",
+            "| org | scenario | onset | "
+            + " | ".join(f"days to top {k}" for k in ks)
+            + " | most unlabelled above (day) | most legitimate above (day) |",
+            "|---" * (5 + len(ks)) + "|",
+        ]
+        for x in m.budget.labels:
+            days = " | ".join("-" if x.days_to_top.get(k) is None else str(x.days_to_top[k])
+                              for k in ks)  # fmt: skip
+            lines.append(
+                f"| {x.org_id} | {x.scenario} | {x.start_date} | {days} | "
+                f"{x.unlabelled_above} ({x.unlabelled_worst_day or '-'}) | "
+                f"{x.legitimate_above} ({x.legitimate_worst_day or '-'}) |"
+            )
+        if m.budget.accounts is not None:
+            lines += [
+                "",
+                f"Labelled misuse accounts in the account top {m.budget.onset_k}: "
+                f"{m.budget.accounts_found} of {m.budget.accounts} ever; mean share a day "
+                f"{m.budget.account_recall:.2f}.",
+            ]
+    return lines

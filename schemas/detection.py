@@ -37,6 +37,22 @@ class ProfileConfig(BaseModel):
             "learners exactly below k and estimate above it (relative error about 1/sqrt(k))"
         ),
     )
+    followup_lag_days: int = Field(
+        default=7,
+        ge=1,
+        le=14,
+        description=(
+            "A search counts as followed when the org (any account) calls about the same "
+            "learner on the search day (registration, update, record read) or on the next "
+            "this many days; a search's lag window is over this many days after it"
+        ),
+    )
+    min_followup_searches: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="Fewer sampled searches in a cohort: lagged follow-through is NULL",
+    )
     summary_retention_days: int = Field(
         default=40,
         ge=35,

@@ -44,6 +44,15 @@ class EvaluationConfig(BaseModel):
     behaviours: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: dict(DEFAULT_SCENARIO_BEHAVIOURS)
     )
+    budget_ks: tuple[int, ...] = Field(
+        default=(10, 20), description="Review budgets judged: the top K a day an analyst reads"
+    )
+    onset_k: int = Field(
+        default=10, ge=1, le=1_000, description="Budget for 'in the top K soon after onset'"
+    )
+    onset_days: int = Field(
+        default=1, ge=0, le=60, description="'Soon after onset': at most this many days after"
+    )
 
 
 class LabelResult(BaseModel):
@@ -64,6 +73,50 @@ class LabelResult(BaseModel):
     reason_matches: bool | None = None
 
 
+class BudgetLabel(BaseModel):
+    """One labelled misuse organisation under a fixed review budget (the budget view)."""
+
+    org_id: str
+    scenario: str
+    start_date: date
+    days_to_top: dict[int, int | None] = Field(
+        description="Per budget K: days from onset to its first day in the top K (None: never)"
+    )
+    unlabelled_above: int = Field(
+        description="Most unlabelled orgs (neither misuse nor decoy) ranked above it on a day"
+    )
+    unlabelled_worst_day: date | None = None
+    legitimate_above: int = Field(
+        description="Most legitimate orgs (decoy or unlabelled) ranked above it on a day"
+    )
+    legitimate_worst_day: date | None = None
+
+
+class BudgetResult(BaseModel):
+    """Figures at a fixed review budget over the days after the first onset."""
+
+    recall: dict[int, float] = Field(
+        description="Per K: mean over days of the share of active misuse orgs in the top K"
+    )
+    onset_k: int
+    onset_days: int
+    found_soon: int = Field(description="Misuse orgs in the top onset_k within onset_days")
+    missed_soon: list[str] = Field(default_factory=list, description="The misuse orgs not")
+    decoy_days_above_misuse: int = Field(
+        description="Days on which a labelled decoy outranks at least one active misuse org"
+    )
+    labels: list[BudgetLabel]
+    account_recall: float | None = Field(
+        default=None,
+        description="Mean over days of the share of active labelled misuse accounts in the "
+        "account ranking's top onset_k (None: no account labels or no account scores)",
+    )
+    accounts_found: int | None = Field(
+        default=None, description="Labelled misuse accounts ever in the account top onset_k"
+    )
+    accounts: int | None = Field(default=None, description="Labelled misuse accounts")
+
+
 class MethodResult(BaseModel):
     """Figures of one ranking method over the days after the first onset."""
 
@@ -81,6 +134,7 @@ class MethodResult(BaseModel):
         description="Per decoy kind: days on which a decoy of that kind was in the top detect_k",
     )
     labels: list[LabelResult]
+    budget: BudgetResult | None = None
 
     @property
     def detected(self) -> int:

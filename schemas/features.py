@@ -67,10 +67,12 @@ def _family(
     keys: tuple[str, ...] = (),
     history: tuple[str, ...] = (),
     level: str = "org",
+    spans: dict[str, str] | None = None,
 ) -> list[Feature]:
     out = []
     for w in windows:
         span = "the profiled day" if w == "1d" else f"the {WINDOW_DAYS[w]} days to the profiled day"
+        span = (spans or {}).get(w, span)
         out.append(
             Feature(
                 name=f"{base}_{w}",
@@ -94,6 +96,15 @@ def _point(
 ) -> Feature:
     return Feature(name, definition, why, "day", kind, "org", name, phrase, direction)
 
+
+_COHORTS = {
+    "7d": "searches made 7-13 days before the profiled day, whose 7-day lag is over",
+    "28d": "searches made 7-34 days before the profiled day, whose 7-day lag is over",
+}
+"""Lagged follow-through counts only searches whose lag window has closed: the 7d cohort is
+the 7 most recent such days, the 28d cohort the 28 most recent (the history baseline of
+the 7d cohort is the 21 closed days before it). Open searches are ``followed_so_far``."""
+_OPEN = {"7d": "searches of the 7 days to the profiled day, follow-ups seen so far"}
 
 W3 = ("1d", "7d", "28d")
 W2 = ("7d", "28d")
@@ -165,6 +176,28 @@ _BASE_ORG: list[Feature] = [
              "a reseller never follows a search with a registration; real providers do",
              "{v} of searched learners were then registered or followed up", direction=-1,
              keys=K7),
+    *_family("lag_followthrough", W2, Kind.share,
+             "per learner, with a lag: of the sampled people the org searched or verified, "
+             "the share the org (any account) registered, updated or record-read on the "
+             "search day or called about again (re-search, verify, ULN look-up, "
+             "registration, update, record read) within the 7 days after it",
+             "distance-learning providers register the adults they find 0-5 days later and "
+             "look them up again; a reseller never comes back to a person",
+             "{v} of the people it searched were followed up within 7 days", direction=-1,
+             keys=W2, history=K7, spans=_COHORTS),
+    *_family("never_seen_again_share", W2, Kind.share,
+             "of the sampled people the org searched or verified, the share with no later "
+             "call about them by the org up to the profiled day (and no registration, update "
+             "or record read on the search day)",
+             "a reseller's searched people never come back to the org; a provider's do",
+             "{v} of the people it searched were never seen again", keys=W2,
+             spans=_COHORTS),
+    *_family("followed_so_far", K7, Kind.share,
+             "of the sampled people searched or verified in the 7-day window (lag not yet "
+             "over), the share the org has followed up so far (a lower bound)",
+             "the first days of a reseller: nothing it searches is ever followed up",
+             "{v} of the people it searched this week were followed up so far",
+             direction=-1, keys=K7, spans=_OPEN),
     # outcomes
     *_family("no_match_share", W3, Kind.share,
              "share of match-type responses that were no match (WSRC0001)",
@@ -327,7 +360,7 @@ _BASE_ORG: list[Feature] = [
 
 _BASE_ACCOUNT: list[Feature] = [
     *_family("calls", K17, Kind.tally, "calls by the account", "volume of one account",
-             "{v} calls", keys=K7, level="account"),
+             "{v} calls", keys=K7, history=K17, level="account"),
     *_family("learners", K17, Kind.tally,
              "distinct learners looked up (7d: sum of daily distinct learners)",
              "one account looking up far more people than its peers",
@@ -343,7 +376,9 @@ _BASE_ACCOUNT: list[Feature] = [
              "one person cannot be in several places at once",
              "used from {v} addresses within an hour", keys=K7, level="account"),
     *_family("search_share", K17, Kind.share, "share of calls that are searches or verifies",
-             "search-only use", "{v} of its calls are searches", keys=K7, level="account"),
+             "search-only use; against its own history, searching added to an existing "
+             "account", "{v} of its calls are searches", keys=K17, history=K17,
+             level="account"),
     *_family("register_share", K17, Kind.share, "share of calls that register or update",
              "real work registers learners", "{v} of its calls register or update",
              direction=-1, level="account"),
@@ -360,16 +395,39 @@ _BASE_ACCOUNT: list[Feature] = [
              level="account"),
     *_family("out_region_share", K17, Kind.share,
              "share of calls about learners outside the org's region",
-             "no relationship with the learner", "{v} of people it looked up live elsewhere",
-             keys=K7, level="account"),
+             "no relationship with the learner; against its own history, a national spread "
+             "new to the account", "{v} of people it looked up live elsewhere",
+             keys=K17, history=K17, level="account"),
+    *_family("adult_share", K17, Kind.share, "share of calls about people 19 or over",
+             "adults outside the provision of schools and colleges; against its own history, "
+             "an age band new to the account", "{v} of people it looked up were 19 or over",
+             keys=K17, history=K17, level="account"),
     *_family("older_adult_share", K17, Kind.share, "share of calls about people 25 or over",
              "people past education age", "{v} of people it looked up were 25 or over",
-             keys=K7, level="account"),
+             keys=K7, history=K17, level="account"),
     *_family("invalid_uln_share", K17, Kind.share, "share of ULNs sent with a bad check digit",
              "enumeration", "{v} of ULNs it sent were invalid", keys=K7, level="account"),
     *_family("org_call_share", K17, Kind.share, "the account's share of its org's calls",
              "context: how much of the org's activity this account carries",
              "{v} of the org's calls", level="account"),
+    *_family("lag_followthrough", K7, Kind.share,
+             "of the sampled people this account searched or verified, the share its org "
+             "(any account) followed up within 7 days (as the org feature)",
+             "searches added to a real provider's account that nobody ever follows up",
+             "{v} of the people it searched were followed up within 7 days", direction=-1,
+             keys=K7, level="account", spans=_COHORTS),
+    *_family("never_seen_again_share", K7, Kind.share,
+             "of the sampled people this account searched or verified, the share its org "
+             "never called about again up to the profiled day",
+             "a reseller's searched people never come back to the org",
+             "{v} of the people it searched were never seen again", keys=K7,
+             level="account", spans=_COHORTS),
+    *_family("followed_so_far", K7, Kind.share,
+             "of the sampled people this account searched or verified in the 7-day window, "
+             "the share its org has followed up so far (lag not yet over; a lower bound)",
+             "the first days of searching added to an existing account",
+             "{v} of the people it searched this week were followed up so far",
+             direction=-1, keys=K7, level="account", spans=_OPEN),
 ]  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from pipeline.profile.peers import (
     ACCOUNT_PEER_LEVELS,
     ORG_PEER_LEVELS,
     account_in_peer_pool,
+    account_peer_group_name,
     history_changes,
     org_in_peer_pool,
     peer_group_name,
@@ -68,7 +69,7 @@ from schemas.features import (
 from schemas.settings import Settings
 
 _OUT_COLUMNS_ORG = ("org_id", "day", "org_type", "size_band", "peer_group", "peer_level")
-_OUT_COLUMNS_ACCOUNT = ("org_id", "user_name", "day", "org_type")
+_OUT_COLUMNS_ACCOUNT = ("org_id", "user_name", "day", "org_type", "peer_group", "peer_level")
 
 
 def _wide(long: pl.DataFrame, keys: list[str], windows: tuple[str, ...]) -> pl.DataFrame:
@@ -84,17 +85,42 @@ def _wide(long: pl.DataFrame, keys: list[str], windows: tuple[str, ...]) -> pl.D
     return out
 
 
+def _windows(day: date) -> tuple[date, date, date, date]:
+    """The 7-day and 28-day window starts and the baseline's first and last day."""
+    d7 = day - timedelta(days=WINDOW_DAYS["7d"] - 1)
+    d28 = day - timedelta(days=WINDOW_DAYS["28d"] - 1)
+    b_hi = d7 - timedelta(days=1)
+    return d7, d28, d7 - timedelta(days=BASELINE_DAYS), b_hi
+
+
+def _baseline_days(settings: Settings, day: date) -> int:
+    """Days of the 28-day baseline covered by the lake (0 before any history)."""
+    first = first_lake_day(settings)
+    _, _, b_lo, b_hi = _windows(day)
+    covered_from = max(b_lo, first) if first else None
+    return (b_hi - covered_from).days + 1 if covered_from and covered_from <= b_hi else 0
+
+
+def _followup_params(cfg: ProfileConfig, day: date) -> dict[str, object]:
+    """Parameters of the lagged follow-through: the lookback, the last closed search day
+    (``c_hi``) and the first day of the 7-day closed cohort (``c7_lo``)."""
+    c_hi = day - timedelta(days=cfg.followup_lag_days)
+    return {
+        "lag_lo": day - timedelta(days=LOOKBACK_DAYS),
+        "lag_days": cfg.followup_lag_days,
+        "c_hi": c_hi,
+        "c7_lo": c_hi - timedelta(days=WINDOW_DAYS["7d"] - 1),
+        "min_followup": cfg.min_followup_searches,
+    }
+
+
 def compute_org_features(
     con: duckdb.DuckDBPyConnection, settings: Settings, cfg: ProfileConfig, day: date
 ) -> pl.DataFrame:
     """The ``features`` rows of ``day`` (one per organisation), from current summaries."""
     first = first_lake_day(settings)
-    d7 = day - timedelta(days=WINDOW_DAYS["7d"] - 1)
-    d28 = day - timedelta(days=WINDOW_DAYS["28d"] - 1)
-    b_hi = d7 - timedelta(days=1)
-    b_lo = d7 - timedelta(days=BASELINE_DAYS)
-    covered_from = max(b_lo, first) if first else None
-    baseline_days = (b_hi - covered_from).days + 1 if covered_from and covered_from <= b_hi else 0
+    d7, d28, b_lo, b_hi = _windows(day)
+    baseline_days = _baseline_days(settings, day)
     history_start = max(day - timedelta(days=LOOKBACK_DAYS), first) if first else day
     pool = {
         "day": day,
@@ -106,8 +132,11 @@ def compute_org_features(
         "history_start": history_start,
         "band_edges": list(cfg.size_band_edges),
         "recent_name_days": cfg.recent_name_change_days,
+        **_followup_params(cfg, day),
     }
     run_sql(con, "profile_org_register", pool)
+    run_sql(con, "profile_learner_followup", pool)
+    run_sql(con, "profile_followup_cohorts", pool)
     run_sql(con, "profile_org_windows", pool)
     run_sql(con, "profile_org_facts", pool)
     long = con.sql("SELECT * FROM org_windows").pl()
@@ -136,22 +165,30 @@ def compute_org_features(
 
 
 def compute_account_features(
-    con: duckdb.DuckDBPyConnection, cfg: ProfileConfig, day: date
+    con: duckdb.DuckDBPyConnection, cfg: ProfileConfig, day: date, baseline_days: int = 0
 ) -> pl.DataFrame:
-    """The ``account_features`` rows of ``day``: accounts with a call in the 7-day window."""
-    d7 = day - timedelta(days=WINDOW_DAYS["7d"] - 1)
-    run_sql(con, "profile_account_windows", {"day": day, "d7": d7})
+    """The ``account_features`` rows of ``day``: accounts with a call in the 7-day window.
+
+    Reads temp ``followup_cohorts`` and ``org_register`` (made by
+    :func:`compute_org_features` on this connection). ``baseline_days``: days of the
+    account's 28-day baseline covered by the lake (0: no history changes)."""
+    d7, _, b_lo, b_hi = _windows(day)
+    pool = {"day": day, "d7": d7, "b_lo": b_lo, "b_hi": b_hi, **_followup_params(cfg, day)}
+    run_sql(con, "profile_account_windows", pool)
     long = con.sql("SELECT * FROM account_windows").pl()
-    wide = _wide(long, ["org_id", "user_name"], ("1d", "7d"))
+    wide = _wide(long, ["org_id", "user_name"], ("1d", "7d", "b28"))
     # temp `org_register` (built by compute_org_features on this connection) also holds
     # unregistered orgs (org_type 'unknown'); their accounts are compared with all accounts
     orgs = con.sql("SELECT org_id, org_type, unregistered FROM org_register").pl()
     frame = wide.join(orgs, on="org_id", how="left")
     base = [f for f in ACCOUNT_FEATURES if f.kind not in (Kind.z, Kind.peer, Kind.delta)]
+    frame = history_changes(frame, [f for f in base if f.history], baseline_days)
     frame = peer_relative(
         frame, [f for f in base if f.key], cfg, ACCOUNT_PEER_LEVELS, account_in_peer_pool()
     )
-    frame = frame.with_columns(pl.lit(day).alias("day"))
+    frame = frame.with_columns(
+        pl.lit(day).alias("day"), account_peer_group_name().alias("peer_group")
+    )
     return frame.select(
         *[pl.col(c) for c in _OUT_COLUMNS_ACCOUNT],
         *[pl.col(f.name).cast(pl.Float64) for f in ACCOUNT_FEATURES],
@@ -179,7 +216,7 @@ def build_profiles(
         built = ensure_summaries(con, settings, cfg, day)
         ensure_summary_tables_exist(con, settings)
         org = compute_org_features(con, settings, cfg, day)
-        acc = compute_account_features(con, cfg, day)
+        acc = compute_account_features(con, cfg, day, _baseline_days(settings, day))
         replace_features(con, {"features": org, "account_features": acc}, day)
         record_unregistered(con)
         rows = con.execute(

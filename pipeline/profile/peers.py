@@ -12,7 +12,8 @@ The peer group of an organisation is defined here once (:data:`ORG_PEER_LEVELS`,
 ``expected_learners`` has the size band "unknown" (NULL), which never matches a group, so
 it is compared with its org type directly. Organisations not in the register never form
 or shape a peer group: they are compared with all organisations, as are their accounts.
-An account's peers are the accounts of its org type, then all accounts.
+An account's peers are the accounts of its org type, then all accounts
+(:func:`account_peer_group_name` names the one it was compared with).
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ def peer_group_name(edges: tuple[int, ...]) -> pl.Expr:
             else (s["org_type"] if s["peer_level"] == 1 else "all organisations")
         ),
         return_dtype=pl.String,
+    )
+
+
+def account_peer_group_name() -> pl.Expr:
+    """The name of an account's peer group from ``org_type`` and ``peer_level``
+    (``training_provider accounts`` or ``all accounts``)."""
+    return (
+        pl.when(pl.col("peer_level") == 0)
+        .then(pl.col("org_type") + pl.lit(" accounts"))
+        .otherwise(pl.lit("all accounts"))
     )
 
 

@@ -49,7 +49,7 @@ from detectors.rules import load_config
 from pipeline.profile.store import read_features
 from pipeline.rank.examples import attach_evidence
 from pipeline.rank.listing import NotProfiledError, first_flagged, org_directory
-from pipeline.rank.reasons import formatter, word_reasons
+from pipeline.rank.reasons import borrow_account_reasons, formatter, word_reasons
 from pipeline.store.lake import home_lock
 from pipeline.store.warehouse import connect, day_has_data, replace_day
 from schemas.detection import (
@@ -291,6 +291,7 @@ def detect(
                     "evidence": h.evidence.model_dump_json(),
                 }
             )
+        borrow_account_reasons(tables["suspects"], tables["reasons"])
         _write_outputs(
             con,
             day,

@@ -6,6 +6,9 @@
 -- for an org whose region is unknown (no evidence either way).
 -- Distinct learners, search follow-through, repeat learners and age median over 7d / 28d
 -- come from the bottom-k learner sample (exact below $sample_size learners).
+-- Lagged follow-through is over search cohorts, not the windows (temp `followup_cohorts`,
+-- see `profile_followup_cohorts.sql`); `followed_so_far` is over the open searches of the
+-- 7-day window. Each is NULL below $min_followup sampled searches.
 CREATE OR REPLACE TEMP TABLE org_windows AS
 WITH w(win, lo, hi) AS (
     VALUES ('1d', $day::DATE, $day::DATE), ('7d', $d7::DATE, $day::DATE),
@@ -122,6 +125,16 @@ npd AS (
     JOIN w ON n.day BETWEEN w.lo AND w.hi
     GROUP BY ALL
 ),
+followup AS (
+    SELECT
+        win,
+        org_id,
+        sum(n) AS n,
+        sum(n_followed) / sum(n) AS followed,
+        sum(n_never_again) / sum(n) AS never_again
+    FROM followup_cohorts
+    GROUP BY ALL
+),
 per_learner AS MATERIALIZED (
     SELECT
         org_id,
@@ -220,6 +233,9 @@ SELECT
     nv.c_new_ip / nullif(nv.c_keyed, 0) AS new_ip_share,
     nv.c_new_ua / nullif(nv.c_keyed, 0) AS new_ua_share,
     s.s_followed / nullif(s.s_searched, 0) AS followthrough,
+    CASE WHEN fu.n >= $min_followup THEN fu.followed END AS lag_followthrough,
+    CASE WHEN fu.n >= $min_followup THEN fu.never_again END AS never_seen_again_share,
+    CASE WHEN fo.n >= $min_followup THEN fo.followed END AS followed_so_far,
     s.s_repeat / nullif(s.sampled, 0) AS repeat_learner_share,
     s.s_plr_unlinked / nullif(s.s_plr, 0) AS plr_unlinked_share,
     coalesce(l.c_inactive, 0) AS calls_while_inactive,
@@ -244,4 +260,6 @@ LEFT JOIN accounts AS a ON a.win = w.win AND a.org_id = o.org_id
 LEFT JOIN novelty AS nv ON nv.win = w.win AND nv.org_id = o.org_id
 LEFT JOIN areas AS ar ON ar.win = w.win AND ar.org_id = o.org_id
 LEFT JOIN npd AS n ON n.win = w.win AND n.org_id = o.org_id
-LEFT JOIN learners AS s ON s.win = w.win AND s.org_id = o.org_id;
+LEFT JOIN learners AS s ON s.win = w.win AND s.org_id = o.org_id
+LEFT JOIN followup AS fu ON fu.win = w.win AND fu.org_id = o.org_id
+LEFT JOIN followup AS fo ON fo.win = 'open' AND w.win = '7d' AND fo.org_id = o.org_id;

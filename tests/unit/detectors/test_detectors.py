@@ -25,6 +25,7 @@ from schemas.detection import (
     DetectionConfig,
     EnsembleConfig,
     ExplanationConfig,
+    Level,
     RuleConfig,
 )
 
@@ -312,3 +313,54 @@ def test_explain_weights_and_sums_the_model_contributions_per_feature() -> None:
         assert {c.feature: c.contribution for c in row} == pytest.approx(by_model)
         models_in_explain = [c for c in explained[i] if not c.rule_id]
         assert models_in_explain == [c for c in row if c in models_in_explain]
+
+
+def _committed(rule_id: str) -> RuleConfig:
+    return next(r for r in load_config().rules if r.id == rule_id)
+
+
+def test_searching_added_to_an_existing_account_fires_acc_06_only_against_its_history() -> None:
+    """ACC-06 reads the account against its own 28-day history: the same day of national
+    adult searches fires for an account whose history was local work, not for one that
+    always worked nationwide (a distance provider's), nor for a new account (NULL)."""
+    frame = pl.DataFrame(
+        {
+            "org_id": ["A", "B", "C"],
+            "user_name": ["stealth", "national", "new"],
+            "calls_1d": [40.0, 40.0, 40.0],
+            "out_region_share_1d": [0.45, 0.9, 0.9],
+            "out_region_share_1d_hd": [0.35, 0.0, None],
+            "out_region_share_1d_pz": [4.0, 6.0, 6.0],
+            "search_share_1d_hd": [0.3, 0.02, None],
+            "adult_share_1d": [0.9, 0.9, 0.9],
+            "followed_so_far_7d": [0.2, 0.5, 0.0],
+        }
+    )
+    rule = _committed("ACC-06")
+    fired = RuleDetector(rules=[rule], level=Level.account).fit(frame).fired(frame)
+    assert fired["ACC-06"].to_list() == [True, False, False]
+
+
+def test_res_04_reads_closed_cohorts_and_leg_05_holds_for_lagged_follow_through() -> None:
+    """A reseller's searched people are never followed up once their lag is over (RES-04);
+    a distance-learning provider follows most up days later and sees them again (LEG-05
+    holds, RES-04 does not fire). NULL cohorts (lag still open) fire nothing."""
+    frame = pl.DataFrame(
+        {
+            "org_id": ["reseller", "distance", "open"],
+            "calls_7d": [300.0, 900.0, 300.0],
+            "lag_followthrough_7d": [0.02, 0.7, None],
+            "never_seen_again_share_7d": [0.95, 0.15, None],
+            "older_adult_share_7d": [0.8, 0.7, 0.8],
+            "search_share_7d": [0.95, 0.8, 0.95],
+            "lag_followthrough_28d": [0.03, 0.72, None],
+            "never_seen_again_share_28d": [0.9, 0.12, None],
+        }
+    )
+    fired = RuleDetector(rules=[_committed("RES-04")]).fit(frame).fired(frame)
+    assert fired["RES-04"].to_list() == [True, False, False]
+    leg = next(e for e in load_config().explanations if e.id == "LEG-05")
+    assert holding(frame, [leg]) == {"distance": ["LEG-05"]}
+    # only peer z-scores are explained: the account's change against its own history stays
+    assert not any(fnmatchcase("out_region_share_1d_hd", p) for p in leg.explains)
+    assert any(fnmatchcase("out_region_share_7d_pz", p) for p in leg.explains)

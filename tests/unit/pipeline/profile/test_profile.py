@@ -298,3 +298,59 @@ def test_record_reads_of_adults_elsewhere_with_no_link_fire_plr_02(settings: Set
     (rule,) = [r for r in load_config().rules if r.id == "PLR-02"]
     fired = RuleDetector(rules=[rule]).fit(f).fired(f)["PLR-02"].to_list()
     assert fired == [True, False]
+
+
+def test_lagged_followthrough_counts_later_follow_ups_per_learner(settings: Settings) -> None:
+    """Per-learner follow-through with a lag, on literal events. amy searches six people on
+    D0; bob registers three of them on D0+2, one is searched again on D0+7 (the lag's last
+    day: followed), one on D0+8 (after the lag: not followed, but seen again) and one never
+    comes back. On D0+5 amy searches two more (lag still open), one registered on D0+6.
+    Profiled on D0+8, D0's searches are the closed 7-day cohort; the rest are open."""
+    from datetime import timedelta
+
+    from schemas.detection import DetectionConfig
+
+    write_reference(settings, [org("ORG00001", ukprn="10000001")], [])
+    d0 = date(2026, 8, 3)
+    ulns = [str(u) for u in make_valid_ulns(np.arange(300_000_001, 300_000_020)) if u > 0]
+    people, later = ulns[:6], ulns[6:8]
+
+    def call(eid: str, day: date, user: str, op: str, uln: str) -> dict[str, object]:
+        return lrs_row(eid, ukprn="10000001", occurred_at=f"{day.isoformat()}T10:00:00Z",
+                       user_name=user, operation=op, uln=uln, dob=ADULT)  # fmt: skip
+
+    by_day: dict[date, list[dict[str, object]]] = {}
+    for i, u in enumerate(people):
+        by_day.setdefault(d0, []).append(call(f"s{i}", d0, "amy", "learnerByDemographics", u))
+    for i, u in enumerate(people[:3]):
+        d = d0 + timedelta(days=2)
+        by_day.setdefault(d, []).append(call(f"r{i}", d, "bob", "registerSingleLearner", u))
+    for n, u in ((7, people[3]), (8, people[4])):
+        d = d0 + timedelta(days=n)
+        by_day.setdefault(d, []).append(call(f"x{n}", d, "bob", "learnerByDemographics", u))
+    for i, u in enumerate(later):
+        d = d0 + timedelta(days=5)
+        by_day.setdefault(d, []).append(call(f"o{i}", d, "amy", "learnerByDemographics", u))
+    d = d0 + timedelta(days=6)
+    by_day.setdefault(d, []).append(call("o9", d, "bob", "registerSingleLearner", later[0]))
+    for d, rows in by_day.items():
+        write_csv(settings.landing / "lrs" / d.isoformat() / "part-1.csv", rows, LRS_COLUMNS)
+    load_reference(settings)
+    ingest(settings, "lrs")
+    day = d0 + timedelta(days=8)
+    cfg = DetectionConfig(profile=ProfileConfig(min_followup_searches=1))
+    build_profiles(settings, day, cfg)
+    f = features(settings, day).row(0, named=True)
+    assert f["lag_followthrough_7d"] == pytest.approx(4 / 6)  # 3 registered + re-search D0+7
+    assert f["never_seen_again_share_7d"] == pytest.approx(1 / 6)
+    assert f["lag_followthrough_28d"] == pytest.approx(4 / 6)
+    # open searches: D0+5 (one registered), and the re-searches of D0+7 and D0+8
+    assert f["followed_so_far_7d"] == pytest.approx(1 / 4)
+    acc = {r["user_name"]: r for r in features(settings, day, "account_features").to_dicts()}
+    assert acc["amy"]["lag_followthrough_7d"] == pytest.approx(4 / 6)  # bob followed up
+    assert acc["amy"]["followed_so_far_7d"] == pytest.approx(1 / 2)
+    assert acc["bob"]["followed_so_far_7d"] == pytest.approx(0.0)
+    # a day before, D0's lag is still open: no closed cohort yet
+    build_profiles(settings, day - timedelta(days=2), cfg)
+    g = features(settings, day - timedelta(days=2)).row(0, named=True)
+    assert g["lag_followthrough_7d"] is None
