@@ -27,8 +27,12 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two workers, one test file each at a time: module fixtures and in-file order hold, and
+# each worker builds its own session fixtures (Prefect server, sample demo home).
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The demo key is labelled as such and only ever used on the synthetic sample.
 demo: setup

@@ -30,7 +30,7 @@ class _Group(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except HomeBusy as e:
-            err.print(line(("error:", "bold red"), " ", str(e)))
+            err.print(line(("error:", "bold red"), " ", str(e)), soft_wrap=True)
             raise typer.Exit(2) from None
 
 

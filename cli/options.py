@@ -42,9 +42,10 @@ WaitOpt = Annotated[
 ]
 
 
-def fail(message: str, code: int = 2, *, soft_wrap: bool = False) -> NoReturn:
+def fail(message: str, code: int = 2, *, soft_wrap: bool = True) -> NoReturn:
     """Print ``message`` (plain text, never markup: it may quote data) and exit.
-    ``soft_wrap`` prints it as one unwrapped line (``evidence`` prints everything so)."""
+    ``soft_wrap`` (the default) keeps it unwrapped, so a long path in it is never broken
+    across lines at the console's width."""
     err.print(line(("error:", "bold red"), " ", text(message, newlines=True)), soft_wrap=soft_wrap)
     raise typer.Exit(code)
 

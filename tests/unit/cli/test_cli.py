@@ -16,7 +16,7 @@ ACCESSWATCH = [sys.executable, "-m", "cli.app"]
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
-        [*ACCESSWATCH, *args], capture_output=True, text=True, env=full_env, timeout=300
+        [*ACCESSWATCH, *args], capture_output=True, text=True, env=full_env, timeout=900
     )
 
 
