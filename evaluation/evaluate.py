@@ -241,6 +241,39 @@ def judge(
     )
 
 
+def active_days(settings: Settings, first: date, last: date) -> pl.DataFrame:
+    """``org_id, day`` for every day in [first, last] an org made a call or a query
+    (unregistered LRS callers under the ``UKPRN-`` id detection gives them)."""
+    schema = pl.Schema({"org_id": pl.String, "day": pl.Date})
+    parts = [pl.DataFrame(schema=schema)]
+    with connect(settings, read_only=True) as con:
+        for source in ("lrs", "npd"):
+            files = sorted(str(p) for p in lake_dir(settings.home, source).glob("*/*.parquet"))
+            if files:
+                params = {"first": first, "last": last, "files": files}
+                parts.append(con.sql(sql(f"evaluate_{source}_active"), params=params).pl())
+    return pl.concat([p.cast(schema) for p in parts]).unique()
+
+
+def from_first_activity(labels: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
+    """Labels whose ``start_date`` is moved to the org's first day with any call or query on
+    or after it, so that a quiet start (an unregistered caller before its first call, an NPD
+    over-reach org before its first query) is not counted as a miss. A label whose org never
+    acted in its period keeps its ``start_date``: it stays a miss on every day."""
+    first = (
+        labels.select("org_id", "start_date", "end_date")
+        .join(active, on="org_id")
+        .filter(pl.col("day").is_between(pl.col("start_date"), pl.col("end_date")))
+        .group_by("org_id", "start_date")
+        .agg(pl.col("day").min().alias("first_active"))
+    )
+    return (
+        labels.join(first, on=["org_id", "start_date"], how="left")
+        .with_columns(pl.coalesce("first_active", "start_date").alias("start_date"))
+        .drop("first_active")
+    )
+
+
 def _misuse_orgs(labels: pl.DataFrame) -> pl.DataFrame:
     """One row per labelled misuse org: its first scenario and its whole labelled period."""
     return (
@@ -413,9 +446,11 @@ def evaluate_home(
     scores = method_scores(settings, cfg)
     reasons = {"accesswatch": top_reasons(settings)}
     accounts = {"accesswatch": account_scores(settings)}
+    days = scores["accesswatch"]["day"]
+    acting = from_first_activity(labels, active_days(settings, days.min(), days.max()))  # type: ignore[arg-type]
     return [
         judge(m, s, labels, decoys, cfg, reasons.get(m)).model_copy(
-            update={"budget": budget_view(s, labels, decoys, cfg, accounts.get(m))}
+            update={"budget": budget_view(s, acting, decoys, cfg, accounts.get(m))}
         )
         for m, s in scores.items()
     ]

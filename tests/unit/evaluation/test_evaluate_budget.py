@@ -9,14 +9,21 @@ from pathlib import Path
 import polars as pl
 
 from evaluation.evaluate import (
+    active_days,
     budget_figures,
     budget_view,
+    from_first_activity,
     judge,
     read_json,
+    read_truth,
     summarise,
     write_json,
 )
+from pipeline.store.lake import lake_dir
+from pipeline.store.warehouse import connect
 from schemas.evaluation import EvaluationConfig
+from schemas.settings import load_settings
+from tests.conftest import SAMPLE, TEST_KEY, SampleRun
 from tests.unit.evaluation.test_evaluate import scores
 
 D1, D2, D3, D4 = (date(2026, 9, d) for d in (1, 2, 3, 4))
@@ -79,6 +86,27 @@ def test_a_tie_counts_against_the_misuse_org_and_a_missing_org_is_below_everyone
     assert abs(budget.recall[1] - plain.recall[1]) < 1e-9
 
 
+def test_a_quiet_start_is_not_a_miss_but_silence_after_the_first_call_is() -> None:
+    # bad2's label starts on D3 but it first acts on D4; bad1 never acts in its period
+    active = pl.DataFrame({"org_id": ["bad2", "bad2", "bad1"], "day": [D4, D1, D1]})
+    acting = from_first_activity(LABELS, active)
+    starts = dict(zip(acting["org_id"], acting["start_date"], strict=True))
+    assert starts == {"bad1": D2, "bad2": D4}  # bad1 keeps its start: it stays a miss
+    ranking = scores(
+        [
+            ("bad1", D2, 1.0), ("decoy", D2, 0.5),
+            ("bad1", D3, 1.0), ("decoy", D3, 0.5),
+            ("bad1", D4, 1.0), ("decoy", D4, 0.5), ("bad2", D4, 0.9),
+        ]
+    )  # fmt: skip
+    plain = budget_view(ranking, LABELS, DECOYS, CFG)
+    moved = budget_view(ranking, acting, DECOYS, CFG)
+    # with the label's own start, bad2's silent D3 puts the decoy above it
+    assert plain.decoy_days_above_misuse == 1 and moved.decoy_days_above_misuse == 0
+    by_org = {x.org_id: x for x in moved.labels}
+    assert by_org["bad2"].start_date == D4 and by_org["bad2"].legitimate_above == 0
+
+
 def test_account_recall_counts_labelled_accounts_in_the_account_top_k() -> None:
     labels = LABELS.with_columns(pl.Series("user_name", ["x.one", ""]))
     accounts = pl.DataFrame(
@@ -113,3 +141,30 @@ def test_summary_gives_the_mean_and_the_worst_world(tmp_path: Path) -> None:
     assert (unlabelled["mean"], unlabelled["worst"]) == (0.5, 1.0)  # worst: the highest
     assert summary["recall@10"]["worst"] == 1.0 and summary["recall@10"]["worlds"] == 2
     assert summary["account recall@10"]["worlds"] == 0  # not measured: no account labels
+
+
+def test_active_days_are_read_from_both_lakes_of_a_real_home(sample_home: SampleRun) -> None:
+    """On the demo home: each org's days with calls match a recount of its LRS and NPD
+    Parquet in polars, and every moved sample label starts on a day its org acted."""
+    settings = load_settings(home=sample_home.home, pseudonym_key=TEST_KEY)
+    days = active_days(settings, date(2026, 8, 1), date(2026, 9, 30))
+
+    def lake(source: str) -> pl.DataFrame:
+        files = lake_dir(sample_home.home, source) / "**" / "*.parquet"
+        return pl.read_parquet(files, hive_partitioning=True).rename({"event_date": "day"})
+
+    with connect(settings, read_only=True) as con:
+        register = con.sql("SELECT org_id, ukprn FROM organisations").pl()
+    lrs = lake("lrs").join(register, on="ukprn", how="left")
+    recount = pl.concat(
+        [
+            lrs.select(pl.coalesce("org_id", "UKPRN-" + pl.col("ukprn")).alias("org_id"), "day"),
+            lake("npd").select("org_id", "day"),
+        ]
+    ).unique()
+    assert days.height > 1000
+    assert days.sort("org_id", "day").equals(recount.sort("org_id", "day"))
+    labels, _ = read_truth(SAMPLE / "truth" / "labels.csv")
+    for row in from_first_activity(labels, days).iter_rows(named=True):
+        acted = days.filter(pl.col("org_id") == row["org_id"], pl.col("day") == row["start_date"])
+        assert acted.height == 1, row
