@@ -20,8 +20,9 @@ def access_history_cmd(
         str | None,
         typer.Option(
             "--uln",
-            help="The learner's ULN. It is turned into its pseudonym in memory and never "
-            "written, logged or printed.",
+            help="The learner's ULN, or - to read it from standard input (so it stays out "
+            "of shell history and the process list). It is turned into its pseudonym in "
+            "memory and never written, logged or printed.",
         ),
     ] = None,
     date_from: Annotated[
@@ -53,7 +54,9 @@ def access_history_cmd(
     if fmt not in ah.FORMATS:
         fail(f"--format must be one of {', '.join(ah.FORMATS)}; got {fmt!r}")
     if uln is None:
-        fail("give --uln ULN (or --audit to list the uses of this command)")
+        fail("give --uln ULN or --uln - (or --audit to list the uses of this command)")
+    if uln == "-":
+        uln = _uln_from_stdin()
     lo = parse_day(date_from, "--from") if date_from else None
     hi = parse_day(date_to, "--to") if date_to else None
     try:
@@ -76,6 +79,16 @@ def access_history_cmd(
         console.print(table)
     if not history.records and fmt != "table":  # the file stays valid; the note goes to stderr
         err.print(line(ah.none_found_message(history)), highlight=False)
+
+
+def _uln_from_stdin() -> str:
+    """The first line of standard input, stripped; nothing else may follow it."""
+    import sys
+
+    lines = [x.strip() for x in sys.stdin.read().splitlines() if x.strip()]
+    if len(lines) != 1:
+        fail(f"--uln - reads one ULN from standard input; got {len(lines)} non-empty lines")
+    return lines[0]
 
 
 def _print_audit(entries: list[AuditEntry]) -> None:

@@ -11,7 +11,9 @@ import csv
 import getpass
 import gzip
 import json
+import os
 import shutil
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from pipeline.ingest.pseudonymise import pseudonym
 from pipeline.ingest.uln import is_valid_uln, make_valid_ulns
 from pipeline.outputs.access_history import audit_path, uln_problem
 from tests.conftest import SAMPLE, TEST_KEY, SampleRun
-from tests.unit.cli.test_cli import run
+from tests.unit.cli.test_cli import ACCESSWATCH, run
 
 SEARCHES = ("learnerByDemographics", "verifyLearner")
 
@@ -168,3 +170,21 @@ def test_a_learner_never_seen_gets_an_explicit_answer(home_copy: Path) -> None:
     assert uln not in out + err
     entries = audit_lines(home_copy)
     assert len(entries) == before + 1 and entries[-1]["rows"] == 0
+
+
+def test_the_uln_can_come_from_standard_input_and_gives_the_same_answer(home_copy: Path) -> None:
+    _, event = reseller_searched_learner()
+    uln = str(event["uln"])
+    env = {**os.environ, "ACCESSWATCH_PSEUDONYM_KEY": TEST_KEY}
+    args = [*ACCESSWATCH, "access-history", "--uln", "-", "--format", "json"]
+    args += ["--home", str(home_copy)]
+    before = len(audit_lines(home_copy))
+    piped = subprocess.run(args, input=f"{uln}\n", capture_output=True, text=True, env=env)
+    assert piped.returncode == 0, piped.stderr
+    code, direct, err = history(home_copy, "--uln", uln, "--format", "json")
+    assert code == 0, err
+    assert json.loads(piped.stdout)["accesses"] == json.loads(direct)["accesses"]
+    assert len(audit_lines(home_copy)) == before + 2 and uln not in piped.stdout + piped.stderr
+    two = subprocess.run(args, input=f"{uln}\n{uln}\n", capture_output=True, text=True, env=env)
+    assert two.returncode == 2 and "2 non-empty lines" in two.stderr and uln not in two.stderr
+    assert len(audit_lines(home_copy)) == before + 2
