@@ -389,10 +389,16 @@ def account_budget(
 ) -> dict[str, float | int | None]:
     """Recall of the labelled misuse accounts (labels with a ``user_name``) in the account
     ranking's top ``onset_k``: mean over days with an active labelled account, and how many
-    of them were ever in it while active. Ties are broken by org id, then account."""
+    of them were ever in it while active. A label naming several accounts (``a;b``, as the
+    stealth reseller's do) counts each of them. Ties are broken by org id, then account."""
     if "user_name" not in labels.columns:
         labels = labels.with_columns(pl.lit(None, pl.String).alias("user_name"))
-    wanted = labels.filter(pl.col("user_name").is_not_null() & (pl.col("user_name") != ""))
+    wanted = (
+        labels.with_columns(pl.col("user_name").str.split(";"))
+        .explode("user_name")
+        .with_columns(pl.col("user_name").str.strip_chars())
+        .filter(pl.col("user_name").is_not_null() & (pl.col("user_name") != ""))
+    )
     if wanted.is_empty() or accounts.is_empty():
         return {"account_recall": None, "accounts_found": None, "accounts": None}
     ranked = accounts.sort(

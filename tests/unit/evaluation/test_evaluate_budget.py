@@ -124,6 +124,24 @@ def test_account_recall_counts_labelled_accounts_in_the_account_top_k() -> None:
     assert (budget.accounts_found, budget.accounts) == (1, 1)
 
 
+def test_account_recall_counts_each_account_of_a_label_that_names_several() -> None:
+    labels = LABELS.with_columns(pl.Series("user_name", ["x.one;x.two", ""]))
+    accounts = pl.DataFrame(
+        {
+            "org_id": ["bad1", "bad1", "o", "bad1", "bad1", "o"],
+            "user_name": ["x.one", "x.two", "y", "x.one", "x.two", "y"],
+            "day": [D2, D2, D2, D3, D3, D3],
+            "score": [0.1, 0.9, 0.5, 0.9, 0.1, 0.5],
+        }
+    )
+    ranking = scores([("bad1", D2, 1.0), ("bad1", D3, 1.0)])
+    cfg = CFG.model_copy(update={"onset_k": 1})
+    budget = budget_view(ranking, labels, DECOYS, cfg, accounts)
+    # the top account is x.two on D2 and x.one on D3: each day one of the two is first
+    assert budget.account_recall == 0.5
+    assert (budget.accounts_found, budget.accounts) == (2, 2)
+
+
 def test_summary_gives_the_mean_and_the_worst_world(tmp_path: Path) -> None:
     good = scores([("bad1", D2, 1.0), ("bad2", D3, 1.0), ("bad1", D3, 0.9), ("u", D3, 0.1)])
     bad = scores([("u", D2, 1.0), ("bad1", D2, 0.5), ("bad2", D3, 1.0), ("bad1", D3, 0.9)])
