@@ -19,6 +19,11 @@ DEFAULT_SCENARIO_BEHAVIOURS: dict[str, tuple[str, ...]] = {
         "user_ips", "ips_hour", "user_uas", "ips_7d", "learners_per_user", "max_user_learners",
         "new_ip", "new_ua", "SHR-", "ACC-01", "ACC-02",
     ),
+    "stealth_reseller": (
+        "search_share", "demog_share", "verify_share", "followthrough", "followed_so_far",
+        "never_seen_again", "older_adult", "adult_share", "out_region", "area_count", "RES-",
+        "ACC-06",
+    ),
     "revoked_access": ("inactive", "status", "ENT-01"),
     "dormant_reactivation": ("silent", "dormant", "active_days", "DOR-"),
     "plr_browsing": ("plr", "PLR-", "ACC-04"),
@@ -26,6 +31,12 @@ DEFAULT_SCENARIO_BEHAVIOURS: dict[str, tuple[str, ...]] = {
     "unregistered_caller": ("unregistered", "REG-"),
 }  # fmt: skip
 """Feature-name or rule-id fragments that name each scenario's defining behaviour."""
+# a reseller at 10-20 a day: the reseller's behaviour, and its searched people not followed up
+DEFAULT_SCENARIO_BEHAVIOURS["low_volume_reseller"] = (
+    *DEFAULT_SCENARIO_BEHAVIOURS["age_verification_reseller"],
+    "followed_so_far",
+    "never_seen_again",
+)
 
 
 class EvaluationConfig(BaseModel):

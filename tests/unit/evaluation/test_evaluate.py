@@ -7,7 +7,8 @@ from datetime import date
 import polars as pl
 
 from evaluation.evaluate import judge, rank_days, raw_iforest, volume_alarm
-from schemas.evaluation import EvaluationConfig
+from schemas.evaluation import DEFAULT_SCENARIO_BEHAVIOURS, EvaluationConfig
+from schemas.generate import ALL_SCENARIOS
 
 D1, D2, D3 = date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)
 CFG = EvaluationConfig(ks=(1, 2), detect_k=1)
@@ -92,3 +93,11 @@ def test_volume_alarm_fires_on_a_jump_above_own_and_peer_medians() -> None:
     assert top["score"][1] < 1000  # the steady ones did not fire
     forest = raw_iforest(counts.filter(pl.col("day") == days[-1]), EvaluationConfig())
     assert forest.sort("score", descending=True)["org_id"][0] == "jumpy"
+
+
+def test_every_scenario_the_generator_labels_has_behaviours_to_name() -> None:
+    # a scenario without an entry is judged "does not name it" whatever its reason says
+    missing = [
+        s for s in (*ALL_SCENARIOS, "unregistered_caller") if not DEFAULT_SCENARIO_BEHAVIOURS.get(s)
+    ]
+    assert missing == []
