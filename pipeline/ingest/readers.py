@@ -177,13 +177,28 @@ def _block_bytes(chunk_rows: int) -> int:
     return min(4 << 20, max(64 << 10, chunk_rows * 128))
 
 
-def _check_columns(path: Path, present: Sequence[str], columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in present]
-    if missing:
-        found = clip(", ".join(clip(p, 40) for p in present), 200)
-        raise DeliveryError(
-            path, f"missing required column(s): {', '.join(missing)} (found: {found})"
-        )
+def _check_columns(
+    path: Path,
+    present: Sequence[str],
+    required: Sequence[str],
+    known: Sequence[str],
+    *,
+    what: str = "the first line is not a header",
+) -> None:
+    """Refuse a file lacking a ``required`` column. The reason names only our own column
+    names: of what was found, the ``known`` columns, and a count of the rest. A file with
+    no header row has its first data row here (ULN, date of birth, postcode), and the
+    reason travels to the ledger, the summary artifact, the flow message and the CLI."""
+    missing = [c for c in required if c not in present]
+    if not missing:
+        return
+    names = [p for p in present if p in known]
+    others = len(present) - len(names)
+    if not names:
+        found = f"{what}: {len(present)} field(s), none of them a known column"
+    else:
+        found = "found: " + ", ".join(names) + (f" and {others} other field(s)" if others else "")
+    raise DeliveryError(path, f"missing required column(s): {', '.join(missing)} ({found})")
 
 
 def _malformed_frame(
@@ -249,7 +264,7 @@ def _read_csv(
     dup = sorted({h for h in header if h in columns and header.count(h) > 1})
     if dup:
         raise DeliveryError(path, f"column(s) named more than once in the header: {', '.join(dup)}")
-    _check_columns(path, header, required)
+    _check_columns(path, header, required, columns)
     picks = {c: header.index(c) for c in columns if c in header}
     frames = _csv_frames(f, columns, picks, len(header), chunk_rows)
     yield from _chunked(frames, columns, chunk_rows)
@@ -476,7 +491,9 @@ def _read_jsonl(
     if parsed[0] and not seen_keys.issuperset(required):
         # In JSON Lines an absent key and a null are the same; a required field with no value
         # in any row of the file is a missing column, as in CSV.
-        _check_columns(path, sorted(seen_keys), required)
+        _check_columns(
+            path, sorted(seen_keys), required, columns, what="the keys of its rows"
+        )
 
 
 def _jsonl_frames(

@@ -46,6 +46,27 @@ def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
         _read(path)
 
 
+def test_a_headerless_file_is_refused_without_quoting_its_first_row(tmp_path: Path) -> None:
+    """Regression: the reason quoted the first data row (ULN, date of birth, postcode) as
+    the "found" columns, and it went on to the ledger, the summary and the CLI."""
+    row = lrs_row("e1", uln="9876543210", dob="2007-02-03", postcode="ZZ9 9ZZ", user_name="bob1")
+    path = tmp_path / "d.csv"
+    path.write_text(",".join(str(v) for v in row.values()) + "\n")
+    with pytest.raises(DeliveryError) as caught:
+        _read(path)
+    reason = str(caught.value)
+    assert "the first line is not a header: 14 field(s), none of them a known column" in reason
+    for field in ("uln", "dob", "postcode", "user_name", "client_ip", "user_agent", "ukprn"):
+        assert str(row[field]) not in reason.replace(str(path), ""), field
+
+
+def test_found_columns_are_named_only_when_they_are_known_columns(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("event_id,occurred_at,1026893096\nx1,2026-08-12T10:00:00Z,1\n")
+    with pytest.raises(DeliveryError, match=r"\(found: event_id, occurred_at and 1 other field"):
+        _read(path)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
