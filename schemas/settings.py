@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.alerts import AlertSettings
+
 DEMO_PSEUDONYM_KEY = "DEMO-KEY-not-secret-for-synthetic-sample-data-only"
 """The key `make demo` uses on synthetic data. Never use it on real logs."""
 
@@ -28,7 +30,10 @@ _config_file: ContextVar[Path | None] = ContextVar("accesswatch_config_file", de
 class Settings(BaseSettings):
     """Effective settings of one run. Precedence: flags > ``ACCESSWATCH_*`` env > TOML file."""
 
-    model_config = SettingsConfigDict(env_prefix="ACCESSWATCH_", extra="ignore")
+    # "__" reaches into a section: ACCESSWATCH_ALERTS__MIN_SCORE is [alerts] min_score.
+    model_config = SettingsConfigDict(
+        env_prefix="ACCESSWATCH_", env_nested_delimiter="__", extra="ignore"
+    )
 
     home: Path = Field(default=Path("var"), description="State folder: lake, quarantine, warehouse")
     landing: Path = Field(default=Path("landing"), description="Raw delivery folder (read only)")
@@ -83,6 +88,9 @@ class Settings(BaseSettings):
     )
     dask_address: str | None = Field(
         default=None, description="Backfill: an existing Dask scheduler, tcp://host:port"
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="[alerts]: notifications after the nightly"
     )
 
     @field_validator("pseudonym_key")
