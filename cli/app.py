@@ -12,6 +12,7 @@ import typer
 import typer.core
 
 from cli import access, evaluation, evidence, ingest, report, runs, scoring, triage
+from cli.alerts import alerts_app
 from cli.config import config_app
 from cli.options import err
 from pipeline.outputs.safe_text import line
@@ -43,6 +44,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # help paragraphs reflow to the terminal width
 )
 app.add_typer(config_app, name="config")
+app.add_typer(alerts_app, name="alerts")
 
 for name, command in (
     ("ingest", ingest.ingest_cmd),

@@ -6,10 +6,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.states import State
 
 from flows import tasks
+from flows.alerts import send_alerts
 from flows.artifacts import publish
 from flows.backfill import finish, missing_lines
 from flows.work import process_days
@@ -32,7 +33,8 @@ def nightly(
     top: int = REPORT_TOP,
 ) -> State:
     """Load reference data, ingest ``run_date``'s deliveries (default: yesterday in the
-    configured time zone), re-score days touched by late events, detect, rank, publish.
+    configured time zone), re-score days touched by late events, detect, rank, publish,
+    then send the day's alerts (``[alerts]``; see docs/operations.md, "Alerts").
 
     Ends Failed, naming the file and reason, when a delivery is refused. A delivery whose
     folder is absent is *missing*: recorded in the ledger, logged as a warning, listed in
@@ -49,4 +51,8 @@ def nightly(
         result.flow = "nightly"
         html = tasks.report(paths, day, top)
         publish(paths, day, result, missing_lines(s.landing, result), top, report=html)
+        # Alerts last, once the report they link to exists; their failure is not the run's.
+        sent = send_alerts(paths, day, return_state=True)
+        if sent.is_failed():
+            get_run_logger().warning("alerts of %s failed: %s (the run goes on)", day, sent.message)
     return finish(result)
