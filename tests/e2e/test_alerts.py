@@ -251,7 +251,8 @@ def test_a_headerless_file_gives_a_refused_alert_and_no_output_quotes_its_rows(
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE / "landing" / "reference", landing / "reference")
     for source in ("lrs", "npd"):
-        shutil.copytree(SAMPLE / "landing" / source / str(REFUSED_DAY), landing / source / str(REFUSED_DAY))  # fmt: skip
+        day = Path(source) / str(REFUSED_DAY)
+        shutil.copytree(SAMPLE / "landing" / day, landing / day)
     rows = [
         lrs_row(f"hx{i}", uln=f"98765432{i}0", dob=f"2007-0{i + 1}-1{i}",
                 postcode=f"QX{i} 7WT", user_name=f"zed.leaker{i}")
@@ -290,3 +291,23 @@ def test_without_the_block_the_nightly_completes_and_keeps_the_alerts_queued(
     assert fresh.received == [] and sent_record(home) == []
     queued = (home / "alerts" / "outbox.jsonl").read_text()
     assert f"digest:{DIGEST_DAY}" in queued
+
+
+def test_an_org_judged_legitimate_is_not_alerted(sample_home: SampleRun, tmp_path: Path) -> None:
+    home, config = home_copy(sample_home, tmp_path)
+    common = ["--home", str(home), "--config", str(config)]
+    before = run("alerts", "preview", "--day", str(SUSPECT_DAY), *common)
+    assert before.returncode == 0, before.stderr
+    keys = sorted(expected_keys(home, SUSPECT_DAY))
+    assert (
+        all(f"alert: {k}" in before.stdout for k in keys) and "(already sent)" not in before.stdout
+    )
+    org = keys[0].rsplit(":", 1)[1]
+    verdict = run(
+        "triage", org, "--verdict", "legitimate", "--note", "known bulk re-registration",
+        "--analyst", "test", "--day", str(SUSPECT_DAY), "--home", str(home),
+    )  # fmt: skip
+    assert verdict.returncode == 0, verdict.stderr
+    after = run("alerts", "preview", "--day", str(SUSPECT_DAY), *common)
+    assert f"suspect:{SUSPECT_DAY}:{org}" not in after.stdout
+    assert all(f"alert: {k}" in after.stdout for k in keys[1:])

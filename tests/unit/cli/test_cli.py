@@ -100,3 +100,33 @@ def test_every_command_has_help_whose_paragraphs_reflow() -> None:
         shown = run(name, "--help")
         assert shown.returncode == 0, f"{name}: {shown.stderr}"
         assert shown.stdout.startswith("Usage: "), f"{name}: {shown.stdout[:200]}"
+
+
+def test_alerts_settings_come_from_the_toml_section_and_nested_env_vars(tmp_path: Path) -> None:
+    toml = tmp_path / "aw.toml"
+    toml.write_text('max_bad_share = 0.2\n[alerts]\nmin_score = 50\nblock = "from-toml"\n')
+    env = {"ACCESSWATCH_ALERTS__ENABLED": "true", "ACCESSWATCH_MAX_BAD_SHARE": "0.3"}
+    out = run("config", "show", "--config", str(toml), env=env)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["max_bad_share"] == 0.3  # the flat variables still work beside "__"
+    assert shown["alerts"]["enabled"] is True  # env reaches into the section...
+    assert shown["alerts"]["min_score"] == 50 and shown["alerts"]["block"] == "from-toml"
+    assert shown["alerts"]["quiet_days"] == 7  # ...and the file's other keys and defaults stay
+    bad = run("config", "show", env={"ACCESSWATCH_ALERTS__MIN_SEVERITY": "dire"})
+    assert bad.returncode == 2 and "min_severity" in bad.stderr
+
+
+def test_alerts_setup_without_a_prefect_server_exits_2_and_says_what_to_set() -> None:
+    url = "https://hooks.example/T000/secret-token"
+    out = run("alerts", "setup", "--webhook-url", url, env={"PREFECT_API_URL": ""})
+    assert out.returncode == 2
+    assert "PREFECT_API_URL is not set" in out.stderr
+    assert "secret-token" not in out.stdout + out.stderr
+    test = run("alerts", "test", env={"PREFECT_API_URL": ""})
+    assert test.returncode == 2 and "PREFECT_API_URL is not set" in test.stderr
+
+
+def test_alerts_preview_of_a_home_with_no_warehouse_is_a_clear_error(tmp_path: Path) -> None:
+    out = run("alerts", "preview", "--day", "2026-09-01", "--home", str(tmp_path / "none"))
+    assert out.returncode == 2 and "no warehouse at" in out.stderr
