@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -75,25 +76,33 @@ def setup_cmd(
         MicrosoftTeamsWebhook,
         SlackWebhook,
     )
+    from pydantic import ValidationError
 
     block: Block
-    if kind == "webhook":
-        block = CustomWebhookNotificationBlock(
-            name=block_name,
-            url=webhook_url,
-            json_data={"subject": "{{subject}}", "body": "{{body}}"},
-        )
-    elif kind == "slack":
-        block = SlackWebhook(url=webhook_url)
-    else:
-        block = MicrosoftTeamsWebhook(url=webhook_url)
+    parts = urlsplit(webhook_url)
     try:
-        block.save(block_name, overwrite=True)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("it must start http:// or https:// and name a host")
+        if kind == "webhook":
+            block = CustomWebhookNotificationBlock(
+                name=block_name,
+                url=webhook_url,
+                json_data={"subject": "{{subject}}", "body": "{{body}}"},
+            )
+        elif kind == "slack":
+            block = SlackWebhook(url=webhook_url)
+        else:
+            block = MicrosoftTeamsWebhook(url=webhook_url)
+    except ValueError as e:  # never str(e) of a ValidationError: it quotes the URL
+        why = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
+        fail(f"--webhook-url is not a valid URL for a {kind} block: {why}")
+    try:
+        block_id = block.save(block_name, overwrite=True)
     except Exception as e:  # an unreachable server, a refused save: one line, no URL
         fail(f"could not save block {block_name!r} on {server}: {type(e).__name__}", code=1)
     slug = block.get_block_type_slug()
     console.print(
-        line(f"saved {kind} notification block {slug}/{block_name} on {server}"),
+        line(f"saved {kind} notification block {slug}/{block_name} (id {block_id}) on {server}"),
         highlight=False,
         soft_wrap=True,
     )

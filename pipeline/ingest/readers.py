@@ -491,9 +491,7 @@ def _read_jsonl(
     if parsed[0] and not seen_keys.issuperset(required):
         # In JSON Lines an absent key and a null are the same; a required field with no value
         # in any row of the file is a missing column, as in CSV.
-        _check_columns(
-            path, sorted(seen_keys), required, columns, what="the keys of its rows"
-        )
+        _check_columns(path, sorted(seen_keys), required, columns, what="the keys of its rows")
 
 
 def _jsonl_frames(
