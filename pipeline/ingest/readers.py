@@ -192,12 +192,15 @@ def _check_columns(
     missing = [c for c in required if c not in present]
     if not missing:
         return
-    names = [p for p in present if p in known]
+    lower = {k.lower() for k in known}
+    names = [p for p in present if p in known or p.lower() in lower]  # ours, in any case
     others = len(present) - len(names)
     if not names:
         found = f"{what}: {len(present)} field(s), none of them a known column"
     else:
         found = "found: " + ", ".join(names) + (f" and {others} other field(s)" if others else "")
+        if any(p not in known for p in names):
+            found += "; column names are case-sensitive"
     raise DeliveryError(path, f"missing required column(s): {', '.join(missing)} ({found})")
 
 
