@@ -263,7 +263,9 @@ def day_alerts(
     with connect(settings, read_only=True) as con:
         history = [
             (org, d, float(score), json.loads(rules))
-            for org, d, score, rules in con.execute(sql("alert_history"), {"day": day}).fetchall()
+            for org, d, score, rules in con.execute(
+                sql("alert_history"), {"day": day, "min_score": a.min_score}
+            ).fetchall()
         ]
         ledger = con.execute(sql("alert_deliveries"), {"day": day}).fetchall()
     last = last_qualified(history, severities, a)
