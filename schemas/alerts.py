@@ -20,6 +20,8 @@ DEFAULT_BLOCK = "accesswatch-alerts"
 class AlertSettings(BaseModel):
     """``[alerts]`` in the TOML file, or ``ACCESSWATCH_ALERTS__<FIELD>`` in the environment."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a default
+
     block: str = Field(
         default=DEFAULT_BLOCK,
         min_length=1,

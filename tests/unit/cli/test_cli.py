@@ -115,6 +115,9 @@ def test_alerts_settings_come_from_the_toml_section_and_nested_env_vars(tmp_path
     assert shown["alerts"]["quiet_days"] == 7  # ...and the file's other keys and defaults stay
     bad = run("config", "show", env={"ACCESSWATCH_ALERTS__MIN_SEVERITY": "dire"})
     assert bad.returncode == 2 and "min_severity" in bad.stderr
+    toml.write_text("[alerts]\nmin_scor = 50\n")  # a misspelt key is an error, not ignored
+    typo = run("config", "show", "--config", str(toml))
+    assert typo.returncode == 2 and "min_scor" in typo.stderr
 
 
 def test_alerts_setup_without_a_prefect_server_exits_2_and_says_what_to_set() -> None:
