@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from detectors.rules import load_config
+from pipeline.rank.learned import Learned, adjust, learn
 from pipeline.store.warehouse import connect
 from pipeline.triage.verdicts import (
     DayBehaviour,
@@ -33,6 +34,7 @@ from schemas.detection import (
     DetectionConfig,
     Reason,
     Suspect,
+    TriageStatus,
 )
 from schemas.settings import Settings
 from schemas.triage import TriageDecision, Verdict
@@ -126,9 +128,11 @@ def suspects(
         decisions = resolve_decisions(con, settings, decisions)
         in_force = decisions_in_force(decisions, day)
         behaviour = verdict_behaviour(con, day, in_force)
-        extra = (
-            _pinned_rows(con, cfg, day, in_force, {r.org_id for r in rows}) if by == "org" else []
-        )
+        present = {r.org_id for r in rows}
+        extra = _pinned_rows(con, cfg, day, in_force, present) if by == "org" else []
+        if by == "org" and cfg.learning.enabled:
+            learned = learn(con, cfg, day, in_force)
+            rows = adjust([*rows, *_raised_rows(con, cfg, day, learned, rows)], learned)
     return apply_triage(
         rows,
         decisions,
@@ -196,15 +200,50 @@ def _pinned_rows(
 ) -> list[Suspect]:
     """Rows for ``misuse`` orgs missing from the stored list of ``day`` (they are listed
     whatever their score): score and rules of the day, no reasons or accounts."""
-    wanted = sorted(
-        o for o, d in in_force.items() if d.verdict is Verdict.misuse and o not in present
-    )
+    wanted = {
+        o: d.day or day
+        for o, d in sorted(in_force.items())
+        if d.verdict is Verdict.misuse and o not in present
+    }
+    return _unlisted_rows(con, cfg, day, wanted, "misuse")
+
+
+def _raised_rows(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DetectionConfig,
+    day: date,
+    learned: Learned,
+    rows: Sequence[Suspect],
+) -> list[Suspect]:
+    """Rows for orgs missing from the stored list of ``day`` that the learned points lift
+    above its last row (any lifted org when the list is not full)."""
+    present = {r.org_id for r in rows}
+    full = len(rows) >= cfg.ranking.store_top
+    floor = min((r.score for r in rows), default=0.0) if full else float("-inf")
+    wanted = {
+        o: day
+        for o, p in sorted(learned.points.items())
+        if p > 0 and o not in present and learned.scores[o] + p > floor
+    }
+    return _unlisted_rows(con, cfg, day, wanted, "new")
+
+
+def _unlisted_rows(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DetectionConfig,
+    day: date,
+    wanted: dict[str, date],
+    status: TriageStatus,
+) -> list[Suspect]:
+    """Rows for orgs missing from the stored list of ``day``: score and rules of the day,
+    no reasons or accounts; ``wanted`` gives each org's first-flagged day when it never
+    ranked within ``flag_top``."""
     if not wanted:
         return []
-    orgs = {o: (n, t) for o, (n, t, _) in org_directory(con, wanted).items()}
+    orgs = {o: (n, t) for o, (n, t, _) in org_directory(con, list(wanted)).items()}
     flagged = first_flagged(con, cfg, day, "org")
     out = []
-    for org in wanted:
+    for org, first in wanted.items():
         if org not in orgs:
             continue  # not an organisation of this home: nothing to list
         score, rules = baseline(con, org, day)
@@ -216,8 +255,8 @@ def _pinned_rows(
                 org_type=orgs[org][1],
                 score=score or 0.0,
                 rules=rules,
-                first_flagged=flagged.get((org, ""), in_force[org].day or day),
-                triage_status="misuse",
+                first_flagged=flagged.get((org, ""), first),
+                triage_status=status,
             )
         )
     return out
