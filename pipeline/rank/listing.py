@@ -94,6 +94,7 @@ def suspects(
     *,
     include_suppressed: bool = False,
     config: DetectionConfig | None = None,
+    decisions: Sequence[TriageDecision] | None = None,
 ) -> list[Suspect]:
     """The ranked list of ``day`` (orgs, or accounts with ``by="account"``) as analysts see
     it: best first, with the analysts' verdicts applied.
@@ -109,13 +110,22 @@ def suspects(
     day within ``flag_lookback_days`` on which the org (account) ranked within ``flag_top``
     (today when never before). Ranks are positions in the list as returned.
 
+    With ``learning.enabled``, the ``misuse`` and ``legitimate`` verdicts in force also
+    teach the ranking (:mod:`pipeline.rank.learned`): each org row moves by its resemblance
+    to other judged orgs (never by its own verdict; a hard fact is never lowered), the list
+    is re-ranked by the adjusted score, a moved row says whom it resembles, and every row
+    carries the ``model_version``. An org off the stored list that learning lifts above its
+    last row is listed too. Without such verdicts the list is exactly the unsupervised one.
+    ``decisions`` replaces the home's recorded decisions (a what-if, as the simulated
+    analyst of :mod:`evaluation.analyst` uses; nothing is written).
+
     Raises :class:`NotProfiledError` when ``detect`` has not run for ``day`` and
     :class:`pipeline.triage.verdicts.TriageFileError` for a decision file that is not valid.
     """
     if by not in ("org", "account"):
         raise ValueError(f"by must be 'org' or 'account', got {by!r}")
     cfg = config or load_config()
-    decisions = history(settings)
+    recorded = history(settings) if decisions is None else list(decisions)
     with connect(settings, read_only=True) as con:
         if not has_results(con, day):
             raise NotProfiledError(f"no detection results for {day}: run detect first")
@@ -125,8 +135,8 @@ def suspects(
         )
         names = [d[0] for d in cur.description or []]
         rows = [suspect_from_row(dict(zip(names, r, strict=True)), by) for r in cur.fetchall()]
-        decisions = resolve_decisions(con, settings, decisions)
-        in_force = decisions_in_force(decisions, day)
+        recorded = resolve_decisions(con, settings, recorded)
+        in_force = decisions_in_force(recorded, day)
         behaviour = verdict_behaviour(con, day, in_force)
         present = {r.org_id for r in rows}
         extra = _pinned_rows(con, cfg, day, in_force, present) if by == "org" else []
@@ -135,7 +145,7 @@ def suspects(
             rows = adjust([*rows, *_raised_rows(con, cfg, day, learned, rows)], learned)
     return apply_triage(
         rows,
-        decisions,
+        recorded,
         behaviour,
         day,
         cfg.triage,
