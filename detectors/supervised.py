@@ -12,8 +12,12 @@ more suspicious, as for every detector.
   standardised by the population's median and interquartile range (at least
   ``scale_floor``, so a spread of nearly nothing does not turn noise into distance), and
   clipped to ``+-z_clip``.
-- Similarity of row ``x`` to example ``e``: ``exp(-|x - e|^2 / (2 bandwidth^2 n))`` over
-  the ``n`` inputs: 1 for the same vector, falling with the mean squared distance.
+- Similarity of row ``x`` to example ``e``: ``k(x, e) - k(x, 0)``, at least 0, with the
+  kernel ``k(x, e) = exp(-|x - e|^2 / (2 bandwidth^2 n))`` over the ``n`` inputs and ``0``
+  the population's centre: how much more ``x`` resembles the example than it resembles
+  the typical org. Near 1 for a row and an example alike and far from the typical org; 0
+  for an ordinary row, and for every row when the example itself is ordinary (a verdict on
+  an org whose behaviour is unremarkable teaches nothing about behaviour).
 - Leave-one-org-out: a row is never compared with examples of its own organisation
   (``org_id``), so an org is moved only by other orgs' verdicts.
 - Pure: no I/O; the same inputs give the same scores; ``score`` never changes the model.
@@ -153,7 +157,12 @@ class VerdictNeighbours(Detector):
         # |z - e|^2 without a rows x examples x features array (1,500 x 1,400 x 50 floats)
         d2 = np.maximum((z**2).sum(axis=1)[:, None] + (e**2).sum(axis=1)[None, :] - 2 * z @ e.T,
                         0.0)  # fmt: skip
-        sim = np.exp(-d2 / (2 * self.bandwidth**2 * len(self.features)))
+        width = 2 * self.bandwidth**2 * len(self.features)
+        # less what the row shares with the typical org (the population's centre, 0 after
+        # standardising): an ordinary org resembles an ordinary-looking example no more
+        # than it resembles everyone, so such an example moves nobody
+        typical = np.exp(-(z**2).sum(axis=1) / width)
+        sim = np.maximum(np.exp(-d2 / width) - typical[:, None], 0.0)
         own = (
             np.array(features["org_id"].to_list(), dtype=object)[:, None]
             == np.array(self.example_orgs_, dtype=object)[None, :]

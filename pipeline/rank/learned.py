@@ -99,7 +99,8 @@ def examples_frame(
 ) -> pl.DataFrame:
     """The examples of the teaching ``verdicts``: each judged org's active days of
     ``org_days`` from its verdict's day to ``day``, at most ``learning.example_days`` (the
-    latest), with the columns ``verdict`` (``misuse`` / ``legitimate``)."""
+    latest), with the columns ``verdict`` (``misuse`` / ``legitimate``). A day with a hard
+    fact is no example: the entitlement breach, not the behaviour, made that verdict."""
     n = cfg.learning.example_days
     parts = []
     for org, d in sorted(verdicts.items()):
@@ -109,6 +110,7 @@ def examples_frame(
                 (pl.col("org_id") == org)
                 & pl.col("day").is_between(lo, day)
                 & (pl.col(cfg.models.active_feature).fill_null(0) > 0)
+                & ~pl.col("unsupervised_hard_fact").fill_null(False)
             )
             .sort("day")
             .tail(n)
