@@ -106,3 +106,13 @@ def test_example_verdicts_must_be_misuse_or_legitimate() -> None:
     ex = examples(("BAD", "misuse")).with_columns(pl.lit("needs_info").alias("verdict"))
     with pytest.raises(ValueError, match="misuse or legitimate"):
         model().fit(population(), ex)
+
+
+def test_an_ordinary_looking_example_moves_nobody() -> None:
+    """Regression (tuning world 1401): misuse verdicts on unregistered callers, whose
+    behaviour is ordinary, lifted hundreds of ordinary orgs by 30 points."""
+    pop = population()
+    ex = examples(("P01", "misuse"))  # near the centre of the population
+    assert np.array_equal(model().fit(pop, ex).score(pop), np.zeros(pop.height))
+    # even counting every resemblance, nobody gains more than a few points (a twin: 30+)
+    assert np.abs(model(min_similarity=0.0).fit(pop, ex).score(pop)).max() < 5

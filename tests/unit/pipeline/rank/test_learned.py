@@ -204,3 +204,23 @@ def test_the_model_version_follows_the_verdicts_and_runs_repeat(home: Settings) 
     assert {r.model_version for r in listing(home, off())} == {UNSUPERVISED}
     payload = json.loads(dumped(listing(home)))
     assert {"model_version", "learned_points"} <= set(payload[0])
+
+
+def test_a_hard_fact_day_is_no_example() -> None:
+    """A misuse verdict on an org whose hard fact made the verdict teaches nothing about
+    behaviour: its days with a hard fact are left out of the examples."""
+    from pipeline.rank.learned import examples_frame
+
+    org_days = pl.DataFrame(
+        {"org_id": ["HARD", "HARD", "RES1"], "day": [D1, D2, D2], "calls_7d": [5.0, 5.0, 5.0],
+         "unsupervised_hard_fact": [True, False, False]}
+    )  # fmt: skip
+    decisions = {
+        o: TriageDecision(decision_id=f"20260901T100000000000Z-{o.lower():0<8}", org_id=o,
+                          verdict="misuse", note="x", analyst="ana",
+                          decided_at=datetime(2026, 9, 1, tzinfo=UTC), day=D1)
+        for o in ("HARD", "RES1")
+    }  # fmt: skip
+    ex = examples_frame(org_days, decisions, D3, load_config())
+    assert ex.select("org_id", "day").rows() == [("HARD", D2), ("RES1", D2)]
+    assert set(ex["verdict"]) == {"misuse"}
