@@ -33,6 +33,7 @@ import polars as pl
 from detectors.supervised import LEGITIMATE, MISUSE, Resemblance, VerdictNeighbours
 from pipeline.profile.store import table_columns
 from pipeline.rank import sql
+from pipeline.triage.verdicts import DayBehaviour, behaviour_change
 from schemas.detection import DetectionConfig, LearningConfig, Reason, Suspect
 from schemas.features import model_features
 from schemas.triage import TriageDecision, Verdict
@@ -96,19 +97,24 @@ def examples_frame(
     verdicts: Mapping[str, TriageDecision],
     day: date,
     cfg: DetectionConfig,
+    changed: Mapping[str, date] | None = None,
 ) -> pl.DataFrame:
     """The examples of the teaching ``verdicts``: each judged org's active days of
     ``org_days`` from its verdict's day to ``day``, at most ``learning.example_days`` (the
     latest), with the columns ``verdict`` (``misuse`` / ``legitimate``). A day with a hard
-    fact is no example: the entitlement breach, not the behaviour, made that verdict."""
+    fact is no example: the entitlement breach, not the behaviour, made that verdict. An
+    org in ``changed`` (a ``legitimate`` org whose behaviour changed materially on that
+    day, :func:`pipeline.triage.verdicts.behaviour_change`) teaches only with the days
+    before it: what it does since is not what the analyst judged."""
     n = cfg.learning.example_days
     parts = []
     for org, d in sorted(verdicts.items()):
         lo = d.day or (day - timedelta(days=n - 1))
+        hi = changed[org] - timedelta(days=1) if changed and org in changed else day
         mine = (
             org_days.filter(
                 (pl.col("org_id") == org)
-                & pl.col("day").is_between(lo, day)
+                & pl.col("day").is_between(lo, hi)
                 & (pl.col(cfg.models.active_feature).fill_null(0) > 0)
                 & ~pl.col("unsupervised_hard_fact").fill_null(False)
             )
@@ -177,9 +183,13 @@ def learn(
     cfg: DetectionConfig,
     day: date,
     in_force: Mapping[str, TriageDecision],
+    behaviour: Mapping[str, Sequence[DayBehaviour]] | None = None,
 ) -> Learned:
     """What the verdicts ``in_force`` on ``day`` teach about that day's orgs (reads the
-    judged orgs' org-days and the day's org rows from the warehouse)."""
+    judged orgs' org-days and the day's org rows from the warehouse). ``behaviour`` is the
+    detected days of each org with a ``legitimate`` verdict (as for
+    :func:`pipeline.triage.verdicts.apply_triage`): such an org teaches only with its days
+    before its behaviour changed."""
     verdicts = teaching_verdicts(in_force, day)
     version = model_version(verdicts, cfg.learning)
     if version == UNSUPERVISED:
@@ -190,7 +200,14 @@ def learn(
     population = read_org_days(con, day, day, None)
     if judged.is_empty() or population.is_empty():
         return Learned(version=version, verdicts=verdicts)
-    return fit_day(population, examples_frame(judged, verdicts, day, cfg), verdicts, cfg, version)
+    changed = {
+        org: change[0]
+        for org, d in verdicts.items()
+        if d.verdict is Verdict.legitimate
+        and (change := behaviour_change(d, (behaviour or {}).get(org, ()), day, cfg.triage))
+    }
+    examples = examples_frame(judged, verdicts, day, cfg, changed)
+    return fit_day(population, examples, verdicts, cfg, version)
 
 
 def _num(x: float) -> str:

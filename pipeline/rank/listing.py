@@ -141,7 +141,7 @@ def suspects(
         present = {r.org_id for r in rows}
         extra = _pinned_rows(con, cfg, day, in_force, present) if by == "org" else []
         if by == "org" and cfg.learning.enabled:
-            learned = learn(con, cfg, day, in_force)
+            learned = learn(con, cfg, day, in_force, behaviour)
             rows = adjust([*rows, *_raised_rows(con, cfg, day, learned, rows)], learned)
     return apply_triage(
         rows,

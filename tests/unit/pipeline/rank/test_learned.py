@@ -224,3 +224,21 @@ def test_a_hard_fact_day_is_no_example() -> None:
     ex = examples_frame(org_days, decisions, D3, load_config())
     assert ex.select("org_id", "day").rows() == [("HARD", D2), ("RES1", D2)]
     assert set(ex["verdict"]) == {"misuse"}
+
+
+def test_a_legitimate_org_teaches_only_with_its_days_before_its_behaviour_changed() -> None:
+    """An org judged legitimate that came back (a new rule fired on D3) is no example of
+    legitimate behaviour from that day on: what it does since is not what was judged."""
+    from pipeline.rank.learned import examples_frame
+
+    org_days = pl.DataFrame(
+        {"org_id": ["DL1"] * 3, "day": [D1, D2, D3], "calls_7d": [5.0] * 3,
+         "unsupervised_hard_fact": [False] * 3}
+    )  # fmt: skip
+    d = TriageDecision(decision_id="20260901T100000000000Z-dl100000", org_id="DL1",
+                       verdict="legitimate", note="x", analyst="ana",
+                       decided_at=datetime(2026, 9, 1, tzinfo=UTC), day=D1)  # fmt: skip
+    every = examples_frame(org_days, {"DL1": d}, D3, load_config())
+    assert every["day"].to_list() == [D1, D2, D3]
+    cut = examples_frame(org_days, {"DL1": d}, D3, load_config(), {"DL1": D3})
+    assert cut["day"].to_list() == [D1, D2]
