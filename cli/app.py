@@ -60,6 +60,8 @@ for name, command in (
     ("explain", scoring.explain_cmd),
     ("evaluate", evaluation.evaluate_cmd),
     ("evaluate-summary", evaluation.evaluate_summary_cmd),
+    ("evaluate-analyst", evaluation.evaluate_analyst_cmd),
+    ("evaluate-analyst-summary", evaluation.evaluate_analyst_summary_cmd),
     ("triage", triage.triage_cmd),
     ("report", report.report_cmd),
     ("evidence", evidence.evidence_cmd),

@@ -22,6 +22,7 @@ from cli.options import (
 from pipeline.outputs.safe_text import line, text
 
 if TYPE_CHECKING:
+    import polars as pl
     from rich.text import Text
 
     from schemas.evaluation import MethodResult
@@ -260,15 +261,7 @@ def evaluate_summary_cmd(
     except (OSError, ValueError, KeyError, ValidationError) as e:
         fail(f"cannot read the evaluation figures: {e}")
     summary = summarise(worlds)
-    table = Table(title=f"budget view over {len(worlds)} worlds: mean and worst")
-    for col in ("method", "figure", "worlds", "mean", "worst"):
-        table.add_column(col, justify="left" if col in ("method", "figure") else "right")
-    for row in summary.iter_rows(named=True):
-        table.add_row(
-            text(row["method"]), row["figure"], str(row["worlds"]), num(row["mean"]),
-            num(row["worst"]),
-        )  # fmt: skip
-    console.print(table)
+    console.print(_summary_table(summary, f"budget view over {len(worlds)} worlds: mean and worst"))
     if out is not None:
         lines = [
             f"# Budget view over {len(worlds)} worlds",
@@ -290,3 +283,110 @@ def evaluate_summary_cmd(
         except OSError as e:
             fail(write_error(e, out))
         console.print(line(f"wrote {out}"))
+
+
+def _budgets(value: str) -> list[int]:
+    try:
+        budgets = sorted({int(x) for x in value.split(",") if x.strip()})
+    except ValueError:
+        fail(f"--verdicts: a comma-separated list of whole numbers, got {value!r}")
+    if not budgets or any(b < 0 for b in budgets):
+        fail(f"--verdicts: at least one budget, none negative, got {value!r}")
+    return budgets
+
+
+def evaluate_analyst_cmd(
+    labels: Annotated[
+        Path,
+        typer.Option("--labels", exists=True, dir_okay=False, help="labels.csv of the world."),
+    ],
+    report: Annotated[
+        Path,
+        typer.Option("--report", help="Write the figures as Markdown here, and JSON beside it."),
+    ],
+    verdicts: Annotated[
+        str, typer.Option("--verdicts", help="Verdict budgets to replay, comma-separated.")
+    ] = "0,5,20,50",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A simulated analyst on a home evaluate has processed: each day the top 10 orgs not
+    judged yet get their true verdict (from labels.csv) until the budget is used, with
+    learning from verdicts and with verdicts that only hide or pin; recall@10 and
+    decoy-days above misuse as evaluate's budget view counts them. The home's own verdicts
+    are neither read nor changed."""
+    import shlex
+    import sys
+
+    from rich.progress import Progress
+
+    from evaluation.analyst import simulate, write_reports
+    from evaluation.evaluate import budget_figures
+
+    budgets = _budgets(verdicts)
+    effective = settings(config, home=home)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("replaying days", total=None)
+
+        def progress(run: str, done: int, total: int) -> None:
+            bar.update(task, description=run, completed=done, total=total)
+
+        try:
+            runs = simulate(labels, effective, budgets, progress=progress)
+        except ValueError as e:
+            fail(str(e))
+    table = Table(title=text(f"simulated analyst against {labels}"))
+    for col in ("ranking", "verdicts (misuse)", "recall@10", "decoy-days above misuse"):
+        table.add_column(col, justify="left" if col == "ranking" else "right")
+    for r in runs:
+        f = budget_figures(r.result)
+        table.add_row(
+            text(r.result.method),
+            f"{r.verdicts} ({r.misuse_verdicts})",
+            num(f["recall@10"]),
+            num(f["decoy-days above misuse"]),
+        )
+    console.print(table)
+    command = "accesswatch " + shlex.join(sys.argv[1:])
+    try:
+        figures = write_reports(report, runs, labels, command)
+    except OSError as e:
+        fail(write_error(e, report))
+    console.print(line(f"wrote {report} and {figures}"))
+
+
+def evaluate_analyst_summary_cmd(
+    reports: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, help="The .json files evaluate-analyst wrote."),
+    ],
+) -> None:
+    """recall@10 and decoy-days above misuse of each verdict budget over several worlds:
+    the mean and the worst world."""
+    from pydantic import ValidationError
+
+    from evaluation.analyst import read_reports
+    from evaluation.evaluate import summarise
+
+    try:
+        worlds = read_reports(reports)
+    except (OSError, ValueError, KeyError, ValidationError) as e:
+        fail(f"cannot read the simulated analyst's figures: {e}")
+    summary = summarise(worlds)
+    summary = summary.filter(summary["figure"].is_in(["recall@10", "decoy-days above misuse"]))
+    console.print(
+        _summary_table(summary, f"simulated analyst over {len(worlds)} worlds: mean and worst")
+    )
+
+
+def _summary_table(summary: pl.DataFrame, title: str) -> Table:
+    """The rows of :func:`evaluation.evaluate.summarise` as a table."""
+    table = Table(title=title)
+    for col in ("method", "figure", "worlds", "mean", "worst"):
+        table.add_column(col, justify="left" if col in ("method", "figure") else "right")
+    for row in summary.iter_rows(named=True):
+        table.add_row(
+            text(row["method"]), row["figure"], str(row["worlds"]), num(row["mean"]),
+            num(row["worst"]),
+        )  # fmt: skip
+    return table

@@ -3,7 +3,8 @@
 Every threshold and weight used by ``pipeline.profile``, ``detectors/`` and
 ``pipeline.rank`` lives here with declared bounds. Committed defaults are the field
 defaults; ``detectors/rules.toml`` holds the rules and may override any section
-(``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``); see
+(``[profile]``, ``[models]``, ``[ensemble]``, ``[ranking]``, ``[triage]``,
+``[learning]``); see
 :func:`detectors.rules.load_config`.
 
 Output records follow the output contract of ``DESIGN.md`` (``suspects``): rank, org_id,
@@ -382,6 +383,77 @@ class TriageConfig(BaseModel):
     )
 
 
+class LearningConfig(BaseModel):
+    """How analysts' verdicts teach the ranking (``pipeline.rank.learned``): each listed org
+    moves by its resemblance to the org-days of other orgs judged ``misuse`` (up) or
+    ``legitimate`` (down), a nearest-judged-neighbour model
+    (:class:`detectors.supervised.VerdictNeighbours`). No verdicts: the list is unchanged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True, description="Learn from verdicts (off: verdicts only hide or pin)"
+    )
+    points: float = Field(
+        default=40.0,
+        ge=0,
+        le=100,
+        description=(
+            "Points (0-100 scale) added for a perfect resemblance to a misuse example, and "
+            "taken for one to a legitimate example; the adjustment never exceeds this"
+        ),
+    )
+    bandwidth: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description=(
+            "Kernel width in robust units: similarity exp(-d^2 / (2 bandwidth^2 n)) over the "
+            "n standardised inputs"
+        ),
+    )
+    min_similarity: float = Field(
+        default=0.3,
+        ge=0,
+        lt=1,
+        description="A resemblance weaker than this moves nothing",
+    )
+    example_days: int = Field(
+        default=28,
+        ge=1,
+        le=365,
+        description=(
+            "A judged org teaches with each scored day from its verdict's day to the list day, "
+            "at most this many (the latest)"
+        ),
+    )
+    features: tuple[str, ...] = Field(
+        default=(),
+        description="Org features compared (empty = the features the org models use)",
+    )
+    scale_floor: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="Smallest spread (IQR) a feature is standardised by",
+    )
+    score_scale_floor: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Smallest spread of the unsupervised parts (model and rule, 0-1) compared",
+    )
+    z_clip: float = Field(
+        default=6.0, gt=0, le=100, description="Standardised inputs are clipped to +-this"
+    )
+    min_points: float = Field(
+        default=0.5,
+        ge=0,
+        le=100,
+        description="A smaller learned adjustment is not applied nor given as a reason",
+    )
+
+
 class DetectionConfig(BaseModel):
     """Everything ``detect`` needs: profile parameters, rules, models, ensemble, ranking,
     and how triage verdicts change the list that ``suspects`` reads."""
@@ -393,6 +465,7 @@ class DetectionConfig(BaseModel):
     ensemble: EnsembleConfig = EnsembleConfig()
     ranking: RankingConfig = RankingConfig()
     triage: TriageConfig = TriageConfig()
+    learning: LearningConfig = LearningConfig()
     rules: tuple[RuleConfig, ...] = ()
     explanations: tuple[ExplanationConfig, ...] = ()
 
@@ -515,6 +588,17 @@ class Suspect(BaseModel):
     )
     pinned: bool = Field(
         default=False, description="Listed because of a misuse verdict, above the ranked rows"
+    )
+    model_version: str = Field(
+        default="unsupervised",
+        description=(
+            "What scored the row: 'unsupervised' (no verdict teaches the ranking) or "
+            "'verdicts-<hash>' of the verdicts and learning settings it learned from"
+        ),
+    )
+    learned_points: float = Field(
+        default=0.0,
+        description="Points the verdicts moved the score by (included in score; 0: none)",
     )
 
 

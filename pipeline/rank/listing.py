@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from detectors.rules import load_config
+from pipeline.rank.learned import Learned, adjust, learn
 from pipeline.store.warehouse import connect
 from pipeline.triage.verdicts import (
     DayBehaviour,
@@ -33,6 +34,7 @@ from schemas.detection import (
     DetectionConfig,
     Reason,
     Suspect,
+    TriageStatus,
 )
 from schemas.settings import Settings
 from schemas.triage import TriageDecision, Verdict
@@ -92,6 +94,7 @@ def suspects(
     *,
     include_suppressed: bool = False,
     config: DetectionConfig | None = None,
+    decisions: Sequence[TriageDecision] | None = None,
 ) -> list[Suspect]:
     """The ranked list of ``day`` (orgs, or accounts with ``by="account"``) as analysts see
     it: best first, with the analysts' verdicts applied.
@@ -107,13 +110,22 @@ def suspects(
     day within ``flag_lookback_days`` on which the org (account) ranked within ``flag_top``
     (today when never before). Ranks are positions in the list as returned.
 
+    With ``learning.enabled``, the ``misuse`` and ``legitimate`` verdicts in force also
+    teach the ranking (:mod:`pipeline.rank.learned`): each org row moves by its resemblance
+    to other judged orgs (never by its own verdict; a hard fact is never lowered), the list
+    is re-ranked by the adjusted score, a moved row says whom it resembles, and every row
+    carries the ``model_version``. An org off the stored list that learning lifts above its
+    last row is listed too. Without such verdicts the list is exactly the unsupervised one.
+    ``decisions`` replaces the home's recorded decisions (a what-if, as the simulated
+    analyst of :mod:`evaluation.analyst` uses; nothing is written).
+
     Raises :class:`NotProfiledError` when ``detect`` has not run for ``day`` and
     :class:`pipeline.triage.verdicts.TriageFileError` for a decision file that is not valid.
     """
     if by not in ("org", "account"):
         raise ValueError(f"by must be 'org' or 'account', got {by!r}")
     cfg = config or load_config()
-    decisions = history(settings)
+    recorded = history(settings) if decisions is None else list(decisions)
     with connect(settings, read_only=True) as con:
         if not has_results(con, day):
             raise NotProfiledError(f"no detection results for {day}: run detect first")
@@ -123,15 +135,17 @@ def suspects(
         )
         names = [d[0] for d in cur.description or []]
         rows = [suspect_from_row(dict(zip(names, r, strict=True)), by) for r in cur.fetchall()]
-        decisions = resolve_decisions(con, settings, decisions)
-        in_force = decisions_in_force(decisions, day)
+        recorded = resolve_decisions(con, settings, recorded)
+        in_force = decisions_in_force(recorded, day)
         behaviour = verdict_behaviour(con, day, in_force)
-        extra = (
-            _pinned_rows(con, cfg, day, in_force, {r.org_id for r in rows}) if by == "org" else []
-        )
+        present = {r.org_id for r in rows}
+        extra = _pinned_rows(con, cfg, day, in_force, present) if by == "org" else []
+        if by == "org" and cfg.learning.enabled:
+            learned = learn(con, cfg, day, in_force, behaviour)
+            rows = adjust([*rows, *_raised_rows(con, cfg, day, learned, rows)], learned)
     return apply_triage(
         rows,
-        decisions,
+        recorded,
         behaviour,
         day,
         cfg.triage,
@@ -196,15 +210,50 @@ def _pinned_rows(
 ) -> list[Suspect]:
     """Rows for ``misuse`` orgs missing from the stored list of ``day`` (they are listed
     whatever their score): score and rules of the day, no reasons or accounts."""
-    wanted = sorted(
-        o for o, d in in_force.items() if d.verdict is Verdict.misuse and o not in present
-    )
+    wanted = {
+        o: d.day or day
+        for o, d in sorted(in_force.items())
+        if d.verdict is Verdict.misuse and o not in present
+    }
+    return _unlisted_rows(con, cfg, day, wanted, "misuse")
+
+
+def _raised_rows(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DetectionConfig,
+    day: date,
+    learned: Learned,
+    rows: Sequence[Suspect],
+) -> list[Suspect]:
+    """Rows for orgs missing from the stored list of ``day`` that the learned points lift
+    above its last row (any lifted org when the list is not full)."""
+    present = {r.org_id for r in rows}
+    full = len(rows) >= cfg.ranking.store_top
+    floor = min((r.score for r in rows), default=0.0) if full else float("-inf")
+    wanted = {
+        o: day
+        for o, p in sorted(learned.points.items())
+        if p > 0 and o not in present and learned.scores[o] + p > floor
+    }
+    return _unlisted_rows(con, cfg, day, wanted, "new")
+
+
+def _unlisted_rows(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DetectionConfig,
+    day: date,
+    wanted: dict[str, date],
+    status: TriageStatus,
+) -> list[Suspect]:
+    """Rows for orgs missing from the stored list of ``day``: score and rules of the day,
+    no reasons or accounts; ``wanted`` gives each org's first-flagged day when it never
+    ranked within ``flag_top``."""
     if not wanted:
         return []
-    orgs = {o: (n, t) for o, (n, t, _) in org_directory(con, wanted).items()}
+    orgs = {o: (n, t) for o, (n, t, _) in org_directory(con, list(wanted)).items()}
     flagged = first_flagged(con, cfg, day, "org")
     out = []
-    for org in wanted:
+    for org, first in wanted.items():
         if org not in orgs:
             continue  # not an organisation of this home: nothing to list
         score, rules = baseline(con, org, day)
@@ -216,8 +265,8 @@ def _pinned_rows(
                 org_type=orgs[org][1],
                 score=score or 0.0,
                 rules=rules,
-                first_flagged=flagged.get((org, ""), in_force[org].day or day),
-                triage_status="misuse",
+                first_flagged=flagged.get((org, ""), first),
+                triage_status=status,
             )
         )
     return out

@@ -354,6 +354,36 @@ def _num(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".")
 
 
+def behaviour_change(
+    decision: TriageDecision,
+    behaviour: Sequence[DayBehaviour],
+    day: date,
+    cfg: TriageConfig,
+) -> tuple[date, str] | None:
+    """The first detected day from a ``legitimate`` verdict's day to ``day`` (or its
+    ``until``, if sooner) on which the org's behaviour changed materially - a rule fired
+    that had not at the verdict, or its score rose more than ``return_score_margin``
+    above its score then - and the change in words; None when it did not change."""
+    base_score = decision.score_at_decision or 0.0
+    base_rules = set(decision.rules_at_decision)
+    last = min(day, decision.until) if decision.until is not None else day
+    first = decision.day or date.min
+    for b in sorted(behaviour, key=lambda b: b.day):
+        if not first <= b.day <= last:
+            continue
+        new_rules = sorted(b.rules - base_rules)
+        if new_rules:
+            return b.day, (
+                f"{', '.join(new_rules)} fired, not at the legitimate verdict {_by(decision)}"
+            )
+        if b.score > base_score + cfg.return_score_margin:
+            return b.day, (
+                f"score {_num(b.score)} rose more than {_num(cfg.return_score_margin)} above "
+                f"{_num(base_score)} at the legitimate verdict {_by(decision)}"
+            )
+    return None
+
+
 def standing(
     decision: TriageDecision | None,
     behaviour: Sequence[DayBehaviour],
@@ -374,27 +404,9 @@ def standing(
             return Standing("misuse", f"{_by(decision)}: {_note(decision)}", pinned=True)
         status: TriageStatus = "needs_info" if v is Verdict.needs_info else "data_issue"
         return Standing(status, f"{_by(decision)}: {_note(decision)}")
-    base_score = decision.score_at_decision or 0.0
-    base_rules = set(decision.rules_at_decision)
-    last = min(day, decision.until) if decision.until is not None else day
-    first = decision.day or date.min
-    for b in sorted(behaviour, key=lambda b: b.day):
-        if not first <= b.day <= last:
-            continue
-        new_rules = sorted(b.rules - base_rules)
-        if new_rules:
-            return Standing(
-                "returned",
-                f"back on {b.day}: {', '.join(new_rules)} fired, not at the legitimate verdict "
-                f"{_by(decision)}",
-            )
-        if b.score > base_score + cfg.return_score_margin:
-            return Standing(
-                "returned",
-                f"back on {b.day}: score {_num(b.score)} rose more than "
-                f"{_num(cfg.return_score_margin)} above {_num(base_score)} at the legitimate "
-                f"verdict {_by(decision)}",
-            )
+    change = behaviour_change(decision, behaviour, day, cfg)
+    if change is not None:
+        return Standing("returned", f"back on {change[0]}: {change[1]}")
     if expired:
         return Standing(
             "returned", f"back: the legitimate verdict {_by(decision)} ended on {decision.until}"
