@@ -225,14 +225,18 @@ def test_a_quiet_day_with_a_missing_npd_delivery_sends_a_digest_and_a_delivery_a
     assert_private(list(bodies.values()), personal_values(SAMPLE / "landing"))
 
 
-def _latest_summary() -> str:
+def _latest_summary(api_url: str) -> str:
+    """The newest nightly summary on the session server. The URL is passed explicitly: this
+    process may have loaded Prefect's settings before the fixture set PREFECT_API_URL, and
+    would then start a temporary server of its own (which timed out under load)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.artifacts import NIGHTLY_SUMMARY_KEY
 
-    with get_client(sync_client=True) as client:
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[NIGHTLY_SUMMARY_KEY])),
             sort=ArtifactSort.CREATED_DESC,
@@ -243,7 +247,7 @@ def _latest_summary() -> str:
 
 
 def test_a_headerless_file_gives_a_refused_alert_and_no_output_quotes_its_rows(
-    sample_home: SampleRun, tmp_path: Path, fresh: Receiver
+    sample_home: SampleRun, tmp_path: Path, fresh: Receiver, prefect_api: str
 ) -> None:
     """Regression (issue 18): a file with no header row had its first data row quoted as
     the "found" columns, into the ledger, the summary artifact, the flow message, the CLI."""
@@ -271,7 +275,7 @@ def test_a_headerless_file_gives_a_refused_alert_and_no_output_quotes_its_rows(
     places = {
         "cli": output,
         "ledger": "\n".join(reasons),
-        "summary": _latest_summary(),
+        "summary": _latest_summary(prefect_api),
         "alerts": "\n".join(b["subject"] + "\n" + b["body"] for b in bodies.values()),
     }
     assert "lrs_events_headerless.csv" in places["summary"]
